@@ -1,0 +1,148 @@
+"""Configuration keys, their defaults, and the parsing of their values.
+
+Keys follow Spark's names where Spark has one (``spark.task.maxFailures``,
+``spark.streaming.blockInterval``); keys that only sluicegate has live under
+``spark.sluicegate.``. Values arrive as strings (from ``SparkConf``) or numbers;
+durations take Spark's unit suffixes (``200ms``, ``10s``, ``1min``) and sizes
+take ``k``/``m``/``g``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+# -- keys -------------------------------------------------------------------
+
+MASTER = "spark.master"
+APP_NAME = "spark.app.name"
+DEFAULT_PARALLELISM = "spark.default.parallelism"
+TASK_MAX_FAILURES = "spark.task.maxFailures"
+STAGE_MAX_ATTEMPTS = "spark.stage.maxConsecutiveAttempts"
+LOCALITY_WAIT = "spark.locality.wait"
+SECRET = "spark.authenticate.secret"
+SECRET_FILE = "spark.authenticate.secret.file"
+DRIVER_HOST = "spark.driver.host"
+DRIVER_BIND_ADDRESS = "spark.driver.bindAddress"
+DRIVER_PORT = "spark.driver.port"
+CHECKPOINT_DIR = "spark.checkpoint.dir"
+
+HEARTBEAT_INTERVAL = "spark.executor.heartbeatInterval"
+HEARTBEAT_TIMEOUT = "spark.network.timeout"
+EXECUTOR_REGISTRATION_TIMEOUT = "spark.sluicegate.executor.registrationTimeout"
+NO_EXECUTOR_TIMEOUT = "spark.sluicegate.executor.waitTimeout"
+LOCAL_RESPAWN = "spark.sluicegate.local.respawnExecutors"
+LOCAL_MAX_RESPAWNS = "spark.sluicegate.local.maxRespawns"
+BLOCK_MEMORY_LIMIT = "spark.sluicegate.blocks.memoryLimit"
+FETCH_TIMEOUT = "spark.sluicegate.shuffle.fetchTimeout"
+WORK_DIR = "spark.sluicegate.workDir"
+
+STREAMING_BLOCK_INTERVAL = "spark.streaming.blockInterval"
+STREAMING_CONCURRENT_JOBS = "spark.streaming.concurrentJobs"
+STREAMING_RECEIVER_MAX_RATE = "spark.streaming.receiver.maxRate"
+STREAMING_STOP_GRACEFULLY_ON_SHUTDOWN = "spark.streaming.stopGracefullyOnShutdown"
+STREAMING_WAL_ENABLE = "spark.streaming.receiver.writeAheadLog.enable"
+STREAMING_RECEIVER_RESTART_DELAY = "spark.streaming.receiverRestartDelay"
+
+
+# -- value parsing -----------------------------------------------------------
+
+_DURATION_UNITS_S = {
+    "us": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0,
+    "h": 3600.0, "d": 86400.0,
+}
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+               "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+_NUMBER_WITH_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_duration_s(value: Any, default_unit: str = "s") -> float:
+    """Parse ``"200ms"``, ``"10s"``, ``"1min"`` or a bare number into seconds.
+
+    A bare number is read in ``default_unit`` (Spark reads some keys in ms,
+    others in s).
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) * _DURATION_UNITS_S[default_unit]
+    match = _NUMBER_WITH_UNIT.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (expected e.g. '200ms', '10s', '1min')")
+    number, unit = float(match.group(1)), (match.group(2).lower() or default_unit)
+    if unit not in _DURATION_UNITS_S:
+        raise ValueError(f"unknown duration unit {unit!r} in {value!r}")
+    return number * _DURATION_UNITS_S[unit]
+
+
+def parse_size_bytes(value: Any) -> int:
+    """Parse ``"512m"``, ``"2g"``, ``"4096"`` or a number into bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _NUMBER_WITH_UNIT.match(str(value))
+    if not match:
+        raise ValueError(f"not a size: {value!r} (expected e.g. '512m', '2g')")
+    unit = match.group(2).lower()
+    if unit not in _SIZE_UNITS:
+        raise ValueError(f"unknown size unit {unit!r} in {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key: its default and how its value is read."""
+
+    key: str
+    default: Any
+    parse: Callable[[Any], Any]
+    doc: str
+
+
+def _duration(unit: str) -> Callable[[Any], float]:
+    return lambda v: parse_duration_s(v, unit)
+
+
+SETTINGS: dict[str, Setting] = {s.key: s for s in [
+    Setting(TASK_MAX_FAILURES, 4, int, "attempts of one task before its job fails"),
+    Setting(STAGE_MAX_ATTEMPTS, 4, int, "consecutive attempts of a stage after lost shuffle output"),
+    Setting(LOCALITY_WAIT, "3s", _duration("ms"),
+            "how long a task waits for a slot on the executor holding its data"),
+    Setting(HEARTBEAT_INTERVAL, "500ms", _duration("ms"), "executor <-> driver heartbeat period"),
+    Setting(HEARTBEAT_TIMEOUT, "10s", _duration("s"), "silence after which a peer is dead"),
+    Setting(EXECUTOR_REGISTRATION_TIMEOUT, "60s", _duration("s"),
+            "how long SparkContext waits for its local executors to register"),
+    Setting(NO_EXECUTOR_TIMEOUT, "30s", _duration("s"),
+            "how long tasks wait when no executor is alive before their job fails"),
+    Setting(LOCAL_RESPAWN, True, parse_bool, "local mode: replace an executor that died"),
+    Setting(LOCAL_MAX_RESPAWNS, 16, int, "local mode: replacements before giving up"),
+    Setting(BLOCK_MEMORY_LIMIT, "512m", parse_size_bytes,
+            "bytes of blocks an executor keeps in memory before spilling to disk"),
+    Setting(FETCH_TIMEOUT, "30s", _duration("s"), "a shuffle fetch without reply fails after this"),
+    Setting(STREAMING_BLOCK_INTERVAL, "200ms", _duration("ms"), "receiver block cutting period"),
+    Setting(STREAMING_CONCURRENT_JOBS, 1, int, "output jobs that may run at once"),
+    Setting(STREAMING_RECEIVER_MAX_RATE, 0, int, "records/s cap per receiver (0: none)"),
+    Setting(STREAMING_STOP_GRACEFULLY_ON_SHUTDOWN, False, parse_bool,
+            "SIGTERM/SIGINT stop the StreamingContext gracefully"),
+    Setting(STREAMING_WAL_ENABLE, False, parse_bool, "receiver write-ahead log"),
+    Setting(STREAMING_RECEIVER_RESTART_DELAY, "2s", _duration("ms"),
+            "delay before a failed receiver is restarted"),
+]}
+
+
+def get_setting(conf: Mapping[str, Any], key: str) -> Any:
+    """The parsed value of ``key`` in ``conf``, or its parsed default."""
+    setting = SETTINGS[key]
+    raw = conf.get(key, setting.default)
+    try:
+        return setting.parse(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad value for {key}: {raw!r} ({exc})") from None

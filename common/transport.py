@@ -1,0 +1,142 @@
+"""ZeroMQ sockets, made one way everywhere, and typed send/receive on them.
+
+A ``Transport`` owns one ZeroMQ context. With cluster keys every socket it
+makes speaks CURVE: bound sockets as the server, connecting sockets as the
+client. Without keys it refuses to bind anything but loopback.
+
+``send`` and ``recv`` move protocol messages; they are the only callers of
+``protocol.encode``/``decode`` on sockets. Every receive takes a timeout.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterable
+
+import zmq
+
+from .auth import ClusterKeys, check_bind_allowed, start_authenticator
+from .protocol import ProtocolError, WireRecord, decode, encode
+
+log = logging.getLogger("sluicegate.transport")
+
+MAX_MESSAGE_BYTES = 1 << 31  # a garbage length prefix cannot make us allocate more
+HIGH_WATER_MARK = 100_000
+
+
+class Transport:
+    """A ZeroMQ context whose sockets all authenticate with the cluster keys."""
+
+    def __init__(self, secret: bytes | None):
+        self.secret = secret
+        self.keys = ClusterKeys.from_secret(secret) if secret else None
+        self.context = zmq.Context()
+        self._authenticator = None
+        self._lock = threading.Lock()
+
+    def _ensure_authenticator(self) -> None:
+        with self._lock:
+            if self.keys is not None and self._authenticator is None:
+                self._authenticator = start_authenticator(self.context, self.keys)
+
+    def _configure(self, sock: zmq.Socket, server: bool) -> None:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
+        sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        if self.keys is None:
+            return
+        if server:
+            sock.curve_server = True
+            sock.curve_publickey = self.keys.server_public
+            sock.curve_secretkey = self.keys.server_secret
+        else:
+            sock.curve_serverkey = self.keys.server_public
+            sock.curve_publickey = self.keys.client_public
+            sock.curve_secretkey = self.keys.client_secret
+
+    def bind(self, kind: int, host: str, port: int = 0) -> tuple[zmq.Socket, int]:
+        """Bind a socket of ``kind`` on ``host:port`` (0: any free port)."""
+        check_bind_allowed(host, self.secret)
+        self._ensure_authenticator()
+        sock = self.context.socket(kind)
+        self._configure(sock, server=True)
+        if kind == zmq.ROUTER:
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        bind_host = "*" if host in ("0.0.0.0", "") else host
+        try:
+            if port:
+                sock.bind(f"tcp://{bind_host}:{port}")
+                bound = port
+            else:
+                bound = sock.bind_to_random_port(f"tcp://{bind_host}")
+        except zmq.ZMQError:
+            sock.close(0)
+            raise
+        return sock, bound
+
+    def connect(self, kind: int, endpoint: str, identity: bytes | None = None) -> zmq.Socket:
+        """Connect a socket of ``kind`` to ``endpoint`` (``tcp://host:port``)."""
+        sock = self.context.socket(kind)
+        self._configure(sock, server=False)
+        if identity is not None:
+            sock.setsockopt(zmq.IDENTITY, identity)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        sock.connect(endpoint)
+        return sock
+
+    def close(self) -> None:
+        if self._authenticator is not None:
+            try:
+                self._authenticator.stop()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
+            self._authenticator = None
+        self.context.destroy(linger=0)
+
+
+def send(sock: zmq.Socket, message: WireRecord, identity: bytes | None = None,
+         flags: int = 0) -> None:
+    """Send ``message`` (to ``identity`` on a ROUTER)."""
+    frames = encode(message)
+    if identity is not None:
+        frames = [identity, *frames]
+    sock.send_multipart(frames, flags=flags, copy=len(frames) < 3)
+
+
+def recv(sock: zmq.Socket, routed: bool = False) -> tuple[bytes | None, WireRecord]:
+    """Receive one message without waiting; raise ``ProtocolError`` on garbage.
+
+    Call after a poll says the socket is readable. On a ROUTER (``routed``) the
+    sender's identity comes first.
+    """
+    frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=True)
+    identity = None
+    if routed:
+        if len(frames) < 2:
+            raise ProtocolError("routed message without a body")
+        identity, frames = frames[0], frames[1:]
+    return identity, decode(frames)
+
+
+def recv_within(sock: zmq.Socket, timeout_s: float,
+                routed: bool = False) -> tuple[bytes | None, WireRecord] | None:
+    """Wait up to ``timeout_s`` for one message; ``None`` when none came."""
+    if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+        return None
+    return recv(sock, routed=routed)
+
+
+def endpoint(host: str, port: int) -> str:
+    return f"tcp://{host}:{port}"
+
+
+def close_all(sockets: Iterable[zmq.Socket]) -> None:
+    for sock in sockets:
+        try:
+            sock.close(0)
+        except zmq.ZMQError:
+            pass

@@ -1,0 +1,1 @@
+"""The driver's event loop, its executors (registry, heartbeats, slots) and local mode."""

@@ -1,0 +1,92 @@
+"""The executors an application has: liveness, slots, what each already holds.
+
+An executor is alive from registration until it misses heartbeats past the
+timeout, its process exits, or a send to it fails; then it is lost for
+good (a restarted process registers under a new id).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sluicegate.common.protocol.executor import ExecutorHeartbeat, RegisterExecutor
+
+
+@dataclass
+class ExecutorInfo:
+    executor_id: str
+    host: str
+    block_address: str
+    cores: int
+    memory_bytes: int
+    pid: int
+    registered_s: float
+    last_seen_s: float
+    running: set[int] = field(default_factory=set)        # task ids
+    functions: set[int] = field(default_factory=set)      # closures already shipped
+    running_report: list = field(default_factory=list)    # from the last heartbeat
+    memory_used: int = 0
+    disk_used: int = 0
+    rss_bytes: int = 0
+    tasks_done: int = 0
+    tasks_failed: int = 0
+    alive: bool = True
+    lost_reason: str = ""
+
+    @property
+    def free_slots(self) -> int:
+        return self.cores - len(self.running) if self.alive else 0
+
+
+class ExecutorRegistry:
+    def __init__(self) -> None:
+        self.executors: dict[str, ExecutorInfo] = {}
+
+    def register(self, message: RegisterExecutor, now: float) -> ExecutorInfo | str:
+        """The new executor, or why it is refused."""
+        known = self.executors.get(message.executor_id)
+        if known is not None and not known.alive:
+            return f"executor id {message.executor_id} was declared lost ({known.lost_reason})"
+        if known is not None:
+            known.last_seen_s = now
+            return known
+        info = ExecutorInfo(message.executor_id, message.host, message.block_address,
+                            max(1, message.cores), message.memory_bytes, message.pid, now, now)
+        self.executors[message.executor_id] = info
+        return info
+
+    def get(self, executor_id: str) -> ExecutorInfo | None:
+        return self.executors.get(executor_id)
+
+    def alive(self) -> list[ExecutorInfo]:
+        return [e for e in self.executors.values() if e.alive]
+
+    def touch(self, executor_id: str, now: float) -> ExecutorInfo | None:
+        info = self.executors.get(executor_id)
+        if info is not None and info.alive:
+            info.last_seen_s = now
+            return info
+        return None
+
+    def heartbeat(self, message: ExecutorHeartbeat, now: float) -> None:
+        info = self.touch(message.executor_id, now)
+        if info is not None:
+            info.running_report = message.running_tasks
+            info.memory_used = message.memory_bytes_used
+            info.disk_used = message.disk_bytes_used
+            info.rss_bytes = message.rss_bytes
+
+    def mark_lost(self, executor_id: str, reason: str) -> bool:
+        info = self.executors.get(executor_id)
+        if info is None or not info.alive:
+            return False
+        info.alive = False
+        info.lost_reason = reason
+        info.running.clear()
+        return True
+
+    def silent_since(self, now: float, timeout_s: float) -> list[str]:
+        return [e.executor_id for e in self.executors.values()
+                if e.alive and now - e.last_seen_s > timeout_s]
+
+    def free_slots(self) -> dict[str, int]:
+        return {e.executor_id: e.free_slots for e in self.executors.values() if e.free_slots > 0}

@@ -1,0 +1,158 @@
+"""What one application's driver runs: the event loop, the scheduler, the
+executors (local processes, or a cluster's), and the blocks it holds.
+
+``SparkContext`` owns one runtime. Jobs are handed to the loop thread and
+waited on here, in the caller's thread, where Ctrl-C cancels them.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import pickle
+import shutil
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import Callable
+
+from sluicegate.common import config as cfg
+from sluicegate.common.transport import Transport, endpoint
+
+from ..scheduler.closures import ClosureRegistry
+from ..scheduler.dag import DAGScheduler
+from ..scheduler.jobs import Job, JobFailedError
+from .driver_blocks import DriverBlocks
+from .endpoint import DriverEndpoint, EndpointSettings
+from .local_backend import LocalBackend
+
+log = logging.getLogger("sluicegate.driver")
+
+
+class DriverRuntime:
+    def __init__(self, conf: dict, num_local_executors: int, secret: bytes,
+                 closures: ClosureRegistry, on_accumulators: Callable[[dict], None],
+                 max_failures: int):
+        self.conf = conf
+        self.closures = closures
+        self.transport = Transport(secret)
+        self.blocks = DriverBlocks()
+        self._job_ids = itertools.count(0)
+        self.dag = DAGScheduler(
+            closures, max_failures=max_failures,
+            max_stage_attempts=cfg.get_setting(conf, cfg.STAGE_MAX_ATTEMPTS),
+            locality_wait_s=cfg.get_setting(conf, cfg.LOCALITY_WAIT),
+            no_executor_timeout_s=cfg.get_setting(conf, cfg.NO_EXECUTOR_TIMEOUT),
+            on_accumulators=lambda data: on_accumulators(pickle.loads(data)))
+        settings = EndpointSettings(
+            heartbeat_interval_s=cfg.get_setting(conf, cfg.HEARTBEAT_INTERVAL),
+            heartbeat_timeout_s=cfg.get_setting(conf, cfg.HEARTBEAT_TIMEOUT),
+            executor_conf={})
+        host = conf.get(cfg.DRIVER_BIND_ADDRESS, "127.0.0.1")
+        port = int(conf.get(cfg.DRIVER_PORT, 0))
+        self.endpoint = DriverEndpoint(self.transport, host, port, settings, self.dag, closures,
+                                       self.blocks, on_executor_lost=self._executor_lost)
+        self.app_dir = Path(tempfile.mkdtemp(prefix="sluicegate-app-"))
+        self.num_local_executors = num_local_executors
+        self.backend = LocalBackend(
+            num_local_executors, endpoint("127.0.0.1", self.endpoint.port), secret, self.app_dir,
+            memory_limit=str(cfg.get_setting(conf, cfg.BLOCK_MEMORY_LIMIT)),
+            fetch_timeout_s=cfg.get_setting(conf, cfg.FETCH_TIMEOUT),
+            respawn=cfg.get_setting(conf, cfg.LOCAL_RESPAWN),
+            max_respawns=cfg.get_setting(conf, cfg.LOCAL_MAX_RESPAWNS),
+            on_exit=self._process_exited,
+            executor_env={k[len("spark.executorEnv."):]: v for k, v in conf.items()
+                          if k.startswith("spark.executorEnv.")})
+        self._stopped = False
+
+    def start(self) -> None:
+        self.endpoint.start()
+        self.backend.start()
+        timeout = cfg.get_setting(self.conf, cfg.EXECUTOR_REGISTRATION_TIMEOUT)
+        registered = self.endpoint.wait_for_executors(self.num_local_executors, timeout)
+        if registered < self.num_local_executors:
+            self.stop()
+            raise RuntimeError(f"only {registered} of {self.num_local_executors} local executors "
+                               f"registered within {timeout:.0f}s")
+
+    # -- executor lifecycle (loop thread / watcher threads) ------------------------------
+    def _process_exited(self, executor_id: str, code: int) -> None:
+        self.endpoint.post(lambda: self.endpoint.executor_lost(
+            executor_id, f"its process exited with code {code}"))
+
+    def _executor_lost(self, executor_id: str, reason: str) -> None:
+        self.backend.replace(executor_id, reason)
+
+    @property
+    def total_cores(self) -> int:
+        alive = self.endpoint.registry.alive()
+        return sum(e.cores for e in alive) or self.num_local_executors
+
+    # -- jobs --------------------------------------------------------------------------------
+    def run_job(self, rdd, partitions: list[int], description: str = "") -> list[bytes]:
+        """Run ``rdd``'s ``partitions`` and return each one's result batch, in order."""
+        if self._stopped or not self.endpoint.alive:
+            raise RuntimeError("Cannot call methods on a stopped SparkContext")
+        job = Job(next(self._job_ids), rdd, partitions, description)
+        self.endpoint.post(lambda: self.dag.submit_job(job, time.monotonic()))
+        try:
+            while not job.wait(0.25):
+                if not self.endpoint.alive:
+                    raise RuntimeError(
+                        f"the driver stopped while job {job.id} was running: {self.endpoint.failure}")
+        except KeyboardInterrupt:
+            self.endpoint.post(lambda: self.dag.cancel_job(job.id, "interrupted"))
+            raise
+        if job.error is not None:
+            error = job.error
+            if isinstance(error, JobFailedError):
+                raise JobFailedError(f"Job {job.id} failed: {error}", error_type=error.error_type,
+                                     error_message=error.error_message,
+                                     worker_traceback=error.worker_traceback,
+                                     stage_id=error.stage_id, partition=error.partition,
+                                     executor_id=error.executor_id) from None
+            raise error
+        return [job.results[part] for part in partitions]
+
+    # -- blocks and cleanup (any thread) -------------------------------------------------
+    def put_driver_block(self, block_id: str, data: bytes) -> None:
+        self.blocks.put(block_id, data)
+
+    def drop_driver_blocks(self, block_ids: list[str]) -> None:
+        self.blocks.remove(block_ids)
+        self.endpoint.post(lambda: self._forget_blocks(block_ids))
+
+    def _forget_blocks(self, block_ids: list[str]) -> None:
+        doomed = set(block_ids)
+        self.dag.block_locations.remove_where(doomed.__contains__)
+        self.endpoint.drop_blocks(block_ids=block_ids)
+
+    def drop_rdd(self, rdd_id: int) -> None:
+        prefix = f"rdd_{rdd_id}_"
+        self.endpoint.post(lambda: (
+            self.dag.block_locations.remove_where(lambda b: b.startswith(prefix)),
+            self.endpoint.drop_blocks(rdd_ids=[rdd_id])))
+
+    def drop_shuffle(self, shuffle_id: int) -> None:
+        self.endpoint.post(lambda: (self.dag.drop_shuffle(shuffle_id),
+                                    self.endpoint.drop_blocks(shuffle_ids=[shuffle_id])))
+
+    def track_shuffle(self, dep) -> None:
+        """Drop the shuffle's blocks everywhere once nothing references it."""
+        weakref.finalize(dep, self.drop_shuffle, dep.shuffle_id)
+
+    def track_rdd_blocks(self, rdd, block_ids: list[str]) -> None:
+        weakref.finalize(rdd, self.drop_driver_blocks, block_ids)
+
+    def track_cached_rdd(self, rdd) -> None:
+        weakref.finalize(rdd, self.drop_rdd, rdd.id())
+
+    # -- shutdown ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.endpoint.stop()
+        self.backend.stop()
+        self.transport.close()
+        shutil.rmtree(self.app_dir, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""SparkConf, SparkContext (and, with streaming, StreamingContext)."""

@@ -1,0 +1,81 @@
+"""SparkConf: an application's settings, with PySpark's API."""
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+
+class SparkConf:
+    """Key-value settings for a Spark application (PySpark's ``SparkConf``).
+
+    Setters return the conf, so calls chain:
+    ``SparkConf().setMaster("local[3]").setAppName("wordcount")``.
+    With ``loadDefaults`` the conf starts from ``SLUICEGATE_CONF_*``
+    environment variables (``SLUICEGATE_CONF_spark_task_maxFailures=2``).
+    """
+
+    def __init__(self, loadDefaults: bool = True, _jvm=None, _jconf=None):
+        self._conf: dict[str, str] = {}
+        if loadDefaults:
+            for name, value in os.environ.items():
+                if name.startswith("SLUICEGATE_CONF_"):
+                    self._conf[name[len("SLUICEGATE_CONF_"):].replace("_", ".")] = value
+
+    def set(self, key: str, value) -> "SparkConf":
+        """Set a configuration property."""
+        if value is None:
+            self._conf.pop(key, None)
+        else:
+            self._conf[key] = str(value)
+        return self
+
+    def setIfMissing(self, key: str, value) -> "SparkConf":
+        if key not in self._conf:
+            self.set(key, value)
+        return self
+
+    def setMaster(self, value: str) -> "SparkConf":
+        """Set the master: ``local``, ``local[N]``, ``local[*]`` or ``sluicegate://HOST:PORT``."""
+        return self.set("spark.master", value)
+
+    def setAppName(self, value: str) -> "SparkConf":
+        return self.set("spark.app.name", value)
+
+    def setSparkHome(self, value: str) -> "SparkConf":
+        return self.set("spark.home", value)
+
+    def setExecutorEnv(self, key: str | None = None, value: str | None = None,
+                       pairs: Iterable[tuple[str, str]] | None = None) -> "SparkConf":
+        if (key is not None and pairs is not None) or (key is None and pairs is None):
+            raise ValueError("Either pass one key-value pair or a list of pairs")
+        for k, v in ([(key, value)] if key is not None else pairs):
+            self.set("spark.executorEnv." + k, v)
+        return self
+
+    def setAll(self, pairs: Iterable[tuple[str, str]]) -> "SparkConf":
+        for key, value in pairs:
+            self.set(key, value)
+        return self
+
+    def get(self, key: str, defaultValue: str | None = None) -> str | None:
+        return self._conf.get(key, defaultValue)
+
+    def getAll(self) -> list[tuple[str, str]]:
+        return list(self._conf.items())
+
+    def contains(self, key: str) -> bool:
+        return key in self._conf
+
+    def toDebugString(self) -> str:
+        return "\n".join(f"{k}={v}" for k, v in self._conf.items())
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self._conf)
+
+    def copy(self) -> "SparkConf":
+        clone = SparkConf(loadDefaults=False)
+        clone._conf = dict(self._conf)
+        return clone
+
+    def __repr__(self) -> str:
+        return f"SparkConf({self._conf!r})"

@@ -1,0 +1,402 @@
+"""SparkContext: the entry point of an application (PySpark's API).
+
+Creating one starts the driver's event loop and its executors: for
+``local[N]``, N executor processes on this machine. Every connection is
+authenticated with the application's secret (a fresh random one in local
+mode), so no other local user can send it a closure to run.
+"""
+from __future__ import annotations
+
+import atexit
+import inspect
+import itertools
+import logging
+import os
+import pickle
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from sluicegate.common import config as cfg
+from sluicegate.common.accumulators import Accumulator, AccumulatorParam, default_param
+from sluicegate.common.auth import new_secret, read_secret_file
+from sluicegate.common.broadcast import Broadcast, block_id as broadcast_block_id
+from sluicegate.common.protocol import plan as p
+from sluicegate.common.serializer import SerializationError, dump_records, load_records
+from sluicegate.common.taskfuncs import WriteCheckpointPartition
+
+from ..cluster.runtime import DriverRuntime
+from ..rdd import lineage as lin
+from ..rdd.base import RDD
+from ..rdd.dependencies import ShuffleDependency
+from ..rdd.partitioner import Partitioner
+from ..scheduler.closures import ClosureRegistry
+from ..scheduler.stages import lineage_rdds
+from .conf import SparkConf
+
+log = logging.getLogger("sluicegate.driver")
+
+VERSION = "0.1.0"
+
+_SPARK_5063 = (
+    "It appears that you are attempting to reference SparkContext from a broadcast variable, "
+    "action, or transformation. SparkContext can only be used on the driver, not in code that it "
+    "run on workers. For more information, see SPARK-5063.")
+
+_LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:\s*,\s*(\d+))?\])?$")
+
+
+def parse_local_master(master: str) -> tuple[int, int | None]:
+    """``local`` -> (1, None); ``local[4]`` -> (4, None); ``local[*]``; ``local[2,3]`` -> (2, 3)."""
+    match = _LOCAL.match(master.strip())
+    if not match:
+        raise ValueError(f"Could not parse Master URL: '{master}' "
+                         "(expected local, local[N], local[*] or local[N,F])")
+    count, failures = match.group(1), match.group(2)
+    if count is None:
+        n = 1
+    elif count == "*":
+        n = os.cpu_count() or 1
+    else:
+        n = int(count)
+    if n < 1:
+        raise ValueError(f"Master {master!r} asks for {n} executors; at least 1 is needed")
+    return n, (int(failures) if failures else None)
+
+
+class SparkContext:
+    """Main entry point for sluicegate functionality (PySpark's ``SparkContext``).
+
+    >>> sc = SparkContext(conf=SparkConf().setMaster("local[3]").setAppName("demo"))
+    >>> sc.parallelize(range(10), 3).map(lambda x: x * x).sum()
+    285
+    """
+
+    _active_spark_context: "SparkContext | None" = None
+    _lock = threading.RLock()
+
+    def __init__(self, master: str | None = None, appName: str | None = None,
+                 sparkHome: str | None = None, pyFiles: list[str] | None = None,
+                 environment: dict[str, str] | None = None, batchSize: int = 0,
+                 serializer: Any = None, conf: SparkConf | None = None, gateway: Any = None,
+                 jsc: Any = None, profiler_cls: Any = None, udf_profiler_cls: Any = None,
+                 memory_profiler_cls: Any = None):
+        with SparkContext._lock:
+            active = SparkContext._active_spark_context
+            if active is not None:
+                raise ValueError(
+                    "Cannot run multiple SparkContexts at once; existing "
+                    f"SparkContext(app={active.appName}, master={active.master}) created by "
+                    f"{active._callsite}")
+            self._conf = conf.copy() if conf is not None else SparkConf()
+            if master:
+                self._conf.setMaster(master)
+            if appName:
+                self._conf.setAppName(appName)
+            for key, value in (environment or {}).items():
+                self._conf.setExecutorEnv(key, value)
+            # A cluster that runs a submitted script decides where it runs.
+            override = os.environ.get("SLUICEGATE_MASTER")
+            if override:
+                self._conf.setMaster(override)
+            if not self._conf.contains(cfg.MASTER):
+                raise RuntimeError("A master URL must be set in your configuration")
+            if not self._conf.contains(cfg.APP_NAME):
+                raise RuntimeError("An application name must be set in your configuration")
+            self.master = self._conf.get(cfg.MASTER)
+            self.appName = self._conf.get(cfg.APP_NAME)
+            self.sparkHome = sparkHome
+            self.pythonExec = os.environ.get("PYSPARK_PYTHON", "python3")
+            self.startTime = int(time.time() * 1000)
+            self.applicationId = f"local-{self.startTime}"
+            self._callsite = _callsite()
+            num_executors, local_failures = parse_local_master(self.master)
+            conf_dict = self._conf.as_dict()
+            max_failures = local_failures or cfg.get_setting(conf_dict, cfg.TASK_MAX_FAILURES)
+            self._closures = ClosureRegistry()
+            self._rdd_ids = itertools.count(0)
+            self._shuffle_ids = itertools.count(0)
+            self._data_ids = itertools.count(0)
+            self._broadcast_ids = itertools.count(0)
+            self._accumulator_ids = itertools.count(0)
+            self._accumulators: dict[int, Accumulator] = {}
+            self._checkpoint_dir: str | None = None
+            self._local_properties: dict[str, str] = {}
+            self._stopped = False
+            self._stop_hooks: list[Callable[[], None]] = []  # e.g. a StreamingContext on it
+            self._runtime = DriverRuntime(conf_dict, num_executors, _secret(conf_dict), self._closures,
+                                          self._apply_accumulator_updates, max_failures)
+            self._runtime.start()
+            SparkContext._active_spark_context = self
+            atexit.register(self._stop_at_exit)
+
+    # -- lifecycle -----------------------------------------------------------------
+    @classmethod
+    def getOrCreate(cls, conf: SparkConf | None = None) -> "SparkContext":
+        """The active SparkContext, or a new one from ``conf``."""
+        with cls._lock:
+            if cls._active_spark_context is None:
+                SparkContext(conf=conf or SparkConf())
+            return cls._active_spark_context
+
+    def stop(self) -> None:
+        """Stop the executors and the driver; the context cannot be used again."""
+        with SparkContext._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            for hook in list(self._stop_hooks):
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001 - stopping must go on
+                    log.exception("error in a stop hook")
+            self._runtime.stop()
+            if SparkContext._active_spark_context is self:
+                SparkContext._active_spark_context = None
+
+    def _stop_at_exit(self) -> None:
+        try:
+            self.stop()
+        except Exception:  # noqa: BLE001 - interpreter is exiting
+            pass
+
+    def __enter__(self) -> "SparkContext":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __reduce__(self):
+        raise RuntimeError(_SPARK_5063)
+
+    def __repr__(self) -> str:
+        return f"<SparkContext master={self.master} appName={self.appName}>"
+
+    # -- information ------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return VERSION
+
+    @property
+    def defaultParallelism(self) -> int:
+        """spark.default.parallelism if set, else the executors' total cores."""
+        if self._conf.contains(cfg.DEFAULT_PARALLELISM):
+            return int(self._conf.get(cfg.DEFAULT_PARALLELISM))
+        return self._runtime.total_cores
+
+    @property
+    def defaultMinPartitions(self) -> int:
+        return min(self.defaultParallelism, 2)
+
+    @property
+    def uiWebUrl(self) -> str | None:
+        return None
+
+    def getConf(self) -> SparkConf:
+        return self._conf.copy()
+
+    def sparkUser(self) -> str:
+        return os.environ.get("USER", "unknown")
+
+    def setLogLevel(self, logLevel: str) -> None:
+        """Set the log level of sluicegate's loggers (ALL, DEBUG, INFO, WARN, ERROR, OFF...)."""
+        level = {"ALL": logging.NOTSET, "TRACE": logging.DEBUG, "WARN": logging.WARNING,
+                 "FATAL": logging.CRITICAL, "OFF": logging.CRITICAL + 10}.get(
+            logLevel.upper(), getattr(logging, logLevel.upper(), None))
+        if not isinstance(level, int):
+            raise ValueError(f"unknown log level {logLevel!r}")
+        logging.getLogger("sluicegate").setLevel(level)
+
+    def setLocalProperty(self, key: str, value: str) -> None:
+        self._local_properties[key] = value
+
+    def getLocalProperty(self, key: str) -> str | None:
+        return self._local_properties.get(key)
+
+    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
+        self._local_properties["spark.jobGroup.id"] = groupId
+        self._local_properties["spark.job.description"] = description
+
+    def setJobDescription(self, value: str) -> None:
+        self._local_properties["spark.job.description"] = value
+
+    # -- creating RDDs ------------------------------------------------------------------
+    def parallelize(self, c: Iterable, numSlices: int | None = None) -> RDD:
+        """Distribute a local collection as an RDD of ``numSlices`` partitions."""
+        num = int(numSlices) if numSlices is not None else self.defaultParallelism
+        if num < 1:
+            raise ValueError(f"numSlices must be at least 1, got {num}")
+        if isinstance(c, range):
+            size = len(c)
+            if size == 0:
+                return self.parallelize([], num)
+            start, step = c[0], c.step
+
+            def start_of(split: int) -> int:
+                return start + int(split * size / num) * step
+
+            slices: list[p.PlanNode] = [p.RangeSource(start_of(i), start_of(i + 1), step)
+                                        for i in range(num)]
+            return RDD(self, lin.ParallelCollection(slices))
+        data = c if isinstance(c, list) else list(c)
+        n = len(data)
+        data_id = next(self._data_ids)
+        block_ids = [f"data_{data_id}_{i}" for i in range(num)]
+        for i, block_id in enumerate(block_ids):
+            self._runtime.put_driver_block(block_id, dump_records(data[i * n // num:(i + 1) * n // num]))
+        rdd = RDD(self, lin.ParallelCollection([p.BlockSource(b) for b in block_ids]))
+        self._runtime.track_rdd_blocks(rdd, block_ids)
+        return rdd
+
+    def range(self, start: int, end: int | None = None, step: int = 1,
+              numSlices: int | None = None) -> RDD:
+        if end is None:
+            start, end = 0, start
+        return self.parallelize(range(start, end, step), numSlices)
+
+    def emptyRDD(self) -> RDD:
+        return RDD(self, lin.Empty())
+
+    def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True) -> RDD:
+        """Lines of a text file, a directory of them, a glob, or a comma-separated list."""
+        minimum = minPartitions if minPartitions is not None else self.defaultMinPartitions
+        return RDD(self, lin.TextFiles(name, minimum))
+
+    def wholeTextFiles(self, path: str, minPartitions: int | None = None,
+                       use_unicode: bool = True) -> RDD:
+        """``(path, content)`` for each file of a directory."""
+        minimum = minPartitions if minPartitions is not None else self.defaultMinPartitions
+        return RDD(self, lin.WholeTextFiles(path, minimum))
+
+    def binaryRecords(self, path: str, recordLength: int) -> RDD:
+        if recordLength <= 0:
+            raise ValueError(f"recordLength must be positive, got {recordLength}")
+        return RDD(self, lin.BinaryRecords(path, recordLength))
+
+    def union(self, rdds: list[RDD]) -> RDD:
+        """All elements of several RDDs; co-partitioned inputs stay co-partitioned."""
+        rdds = list(rdds)
+        if not rdds:
+            raise ValueError("union() needs at least one RDD")
+        first = rdds[0].partitioner
+        if first is not None and all(r.partitioner == first and
+                                     r.getNumPartitions() == rdds[0].getNumPartitions() for r in rdds):
+            return RDD(self, lin.PartitionerAwareUnion(rdds), first)
+        return RDD(self, lin.Union(rdds))
+
+    def _blocks_rdd(self, block_ids: list[str]) -> RDD:
+        return RDD(self, lin.Blocks(block_ids))
+
+    # -- shared variables ----------------------------------------------------------------
+    def broadcast(self, value: Any) -> Broadcast:
+        """Ship a read-only value to each executor once (PySpark's ``broadcast``)."""
+        bid = next(self._broadcast_ids)
+        self._runtime.put_driver_block(broadcast_block_id(bid), dump_records([value]))
+        return Broadcast(bid, value, on_release=self._release_broadcast)
+
+    def _release_broadcast(self, bid: int, destroy: bool) -> None:
+        block = broadcast_block_id(bid)
+        if destroy:
+            self._runtime.drop_driver_blocks([block])
+        else:
+            self._runtime.endpoint.post(lambda: (
+                self._runtime.dag.block_locations.remove_where(lambda b: b == block),
+                self._runtime.endpoint.drop_blocks(block_ids=[block])))
+
+    def accumulator(self, value: Any, accum_param: AccumulatorParam | None = None) -> Accumulator:
+        """A variable tasks add to; its value is read on the driver."""
+        param = accum_param if accum_param is not None else default_param(value)
+        aid = next(self._accumulator_ids)
+        acc = Accumulator(aid, value, param)
+        self._accumulators[aid] = acc
+        return acc
+
+    def _apply_accumulator_updates(self, updates: dict) -> None:
+        for aid, value in updates.items():
+            acc = self._accumulators.get(aid)
+            if acc is not None:
+                acc.merge_update(value)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def setCheckpointDir(self, dirName: str) -> None:
+        """Directory for RDD checkpoints (created if missing)."""
+        path = Path(str(dirName).removeprefix("file:")).absolute()
+        path.mkdir(parents=True, exist_ok=True)
+        self._checkpoint_dir = str(path)
+
+    def getCheckpointDir(self) -> str | None:
+        return self._checkpoint_dir
+
+    # -- running jobs ------------------------------------------------------------------------
+    def runJob(self, rdd: RDD, partitionFunc: Callable, partitions: list[int] | None = None,
+               allowLocal: bool = False) -> list:
+        """Run ``partitionFunc`` on the given partitions and return the results flattened."""
+        mapped = rdd.mapPartitions(partitionFunc)
+        return [x for part in self._run_job(mapped, partitions) for x in part]
+
+    def _run_job(self, rdd: RDD, partitions: Iterable[int] | None = None) -> list[list]:
+        """Each requested partition's records, in order (the engine under every action)."""
+        if self._stopped:
+            raise RuntimeError("Cannot call methods on a stopped SparkContext")
+        if partitions is None:
+            partitions = range(rdd.getNumPartitions())
+        partitions = list(partitions)
+        total = rdd.getNumPartitions()
+        bad = [x for x in partitions if not 0 <= x < total]
+        if bad:
+            raise ValueError(f"partitions {bad} out of range for {rdd!r} with {total} partitions")
+        self._prepare(rdd)
+        results = self._runtime.run_job(rdd, partitions)
+        decoded = [load_records(data) if data else [] for data in results]
+        self._checkpoint_marked(rdd)
+        return decoded
+
+    def _prepare(self, rdd: RDD) -> None:
+        """Fail at the action, in the caller's thread, for what can be known now:
+        missing input paths and closures that cannot be serialized."""
+        for current in lineage_rdds(rdd):
+            current.getNumPartitions()
+            for fn in current._closures():
+                try:
+                    self._closures.register(fn)
+                except SerializationError as exc:
+                    raise pickle.PicklingError(f"Could not serialize object: {exc}") from exc
+
+    def _checkpoint_marked(self, rdd: RDD) -> None:
+        for current in lineage_rdds(rdd):
+            if current._checkpoint_requested and current._checkpoint_path is None:
+                current._checkpoint_requested = False
+                directory = f"{self._checkpoint_dir}/rdd-{current.id()}"
+                current.mapPartitionsWithIndex(WriteCheckpointPartition(directory)).collect()
+                Path(directory).mkdir(parents=True, exist_ok=True)
+                current._checkpoint_path = directory
+
+    # -- ids -------------------------------------------------------------------------------------
+    def _next_rdd_id(self) -> int:
+        return next(self._rdd_ids)
+
+    def _new_shuffle_id(self) -> int:
+        return next(self._shuffle_ids)
+
+    def _new_shuffle(self, rdd: RDD, partitioner: Partitioner, combiner, map_side_combine: bool):
+        dep = ShuffleDependency(rdd, self._new_shuffle_id(), partitioner, combiner, map_side_combine)
+        self._runtime.track_shuffle(dep)
+        return dep
+
+
+def _secret(conf: dict) -> bytes:
+    if conf.get(cfg.SECRET):
+        return conf[cfg.SECRET].encode()
+    if conf.get(cfg.SECRET_FILE):
+        return read_secret_file(conf[cfg.SECRET_FILE])
+    return new_secret()
+
+
+def _callsite() -> str:
+    for frame in inspect.stack()[2:]:
+        if "sluicegate" not in frame.filename:
+            return f"__init__ at {frame.filename}:{frame.lineno}"
+    return "__init__"
+

@@ -1,0 +1,407 @@
+"""How each kind of RDD computes a partition, as a plan tree for a task.
+
+A lineage object knows its parents (``dependencies``), its partition count,
+the user functions it needs shipped (``closures``), and how partition
+``split`` becomes a concrete ``PlanNode``. Partition mappings (union,
+coalesce, cartesian) are resolved here, on the driver, so executors only
+interpret. A shuffle dependency ends the tree with a ``ShuffleRead``; the
+scheduler runs the parent's map stage first.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from sluicegate.common.fileformats import is_splittable
+from sluicegate.common.protocol import plan as p
+
+from ..scheduler.closures import ClosureRegistry
+from .dependencies import Dependency, NarrowDependency, ShuffleDependency
+from .partitioner import Partitioner
+
+if TYPE_CHECKING:
+    from .base import RDD
+
+
+class Lineage:
+    """One RDD kind. Subclasses set ``dependencies`` and implement the rest."""
+
+    dependencies: list[Dependency] = []
+
+    def num_partitions(self) -> int:
+        raise NotImplementedError
+
+    def plan(self, split: int, fns: ClosureRegistry) -> p.PlanNode:
+        raise NotImplementedError
+
+    def closures(self) -> list[Callable]:
+        return []
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+# -- sources -------------------------------------------------------------------
+
+class ParallelCollection(Lineage):
+    """``parallelize``: ranges ship as bounds; other data as driver blocks."""
+
+    def __init__(self, slices: list[p.PlanNode]):
+        self.slices = slices
+        self.dependencies = []
+
+    def num_partitions(self) -> int:
+        return len(self.slices)
+
+    def plan(self, split, fns):
+        return self.slices[split]
+
+
+class Empty(Lineage):
+    def __init__(self):
+        self.dependencies = []
+
+    def num_partitions(self):
+        return 0
+
+    def plan(self, split, fns):
+        return p.EmptySource()
+
+
+class Blocks(Lineage):
+    """Received input: partition i is block i (streaming receivers)."""
+
+    def __init__(self, block_ids: list[str]):
+        self.block_ids = block_ids
+        self.dependencies = []
+
+    def num_partitions(self):
+        return len(self.block_ids)
+
+    def plan(self, split, fns):
+        return p.BlockSource(self.block_ids[split])
+
+
+class TextFiles(Lineage):
+    """``textFile``: byte-range splits of every matched file (Hadoop's rules)."""
+
+    LOCAL_BLOCK_SIZE = 32 << 20  # Hadoop's fs.local.block.size
+    SPLIT_SLOP = 1.1
+
+    def __init__(self, path: str, min_partitions: int):
+        self.path = path
+        self.min_partitions = max(1, min_partitions)
+        self.dependencies = []
+        self._splits: list[p.PlanNode] | None = None
+
+    def splits(self) -> list[p.PlanNode]:
+        if self._splits is None:
+            self._splits = self._compute_splits()
+        return self._splits
+
+    def _compute_splits(self) -> list[p.PlanNode]:
+        files = [(f, os.path.getsize(f)) for f in expand_paths(self.path)]
+        goal = sum(size for _, size in files) // self.min_partitions
+        split_size = max(1, min(goal, self.LOCAL_BLOCK_SIZE))
+        splits: list[p.PlanNode] = []
+        for path, size in files:
+            if not is_splittable(path):
+                splits.append(p.FileSplitSource(path, 0, -1))
+                continue
+            remaining = size
+            while remaining / split_size > self.SPLIT_SLOP:
+                splits.append(p.FileSplitSource(path, size - remaining, split_size))
+                remaining -= split_size
+            if remaining or size == 0:
+                splits.append(p.FileSplitSource(path, size - remaining, remaining))
+        return splits
+
+    def num_partitions(self):
+        return len(self.splits())
+
+    def plan(self, split, fns):
+        return self.splits()[split]
+
+    def describe(self):
+        return f"TextFiles[{self.path}]"
+
+
+class WholeTextFiles(Lineage):
+    def __init__(self, path: str, min_partitions: int):
+        self.path = path
+        self.min_partitions = max(1, min_partitions)
+        self.dependencies = []
+        self._groups: list[list[str]] | None = None
+
+    def groups(self) -> list[list[str]]:
+        if self._groups is None:
+            files = expand_paths(self.path)
+            n = min(self.min_partitions, len(files)) or 1
+            self._groups = [files[i::n] for i in range(n)] if files else []
+        return self._groups
+
+    def num_partitions(self):
+        return len(self.groups())
+
+    def plan(self, split, fns):
+        return p.WholeFilesSource(self.groups()[split])
+
+
+class BinaryRecords(Lineage):
+    def __init__(self, path: str, record_length: int):
+        self.path = path
+        self.record_length = record_length
+        self.dependencies = []
+        self._files: list[str] | None = None
+
+    def files(self):
+        if self._files is None:
+            self._files = expand_paths(self.path)
+        return self._files
+
+    def num_partitions(self):
+        return len(self.files())
+
+    def plan(self, split, fns):
+        return p.BinaryRecordsSource(self.files()[split], self.record_length)
+
+
+# -- narrow ------------------------------------------------------------------------
+
+_NODE_OF_KIND = {
+    "map": p.MapNode,
+    "flatMap": p.FlatMapNode,
+    "filter": p.FilterNode,
+    "mapValues": p.MapValuesNode,
+    "flatMapValues": p.FlatMapValuesNode,
+}
+
+
+class MapPartitions(Lineage):
+    """One function over each record/partition of the parent, pipelined in its task.
+
+    ``kind`` is map, flatMap, filter, mapValues, flatMapValues, mapPartitions
+    or mapPartitionsWithIndex.
+    """
+
+    def __init__(self, parent: "RDD", kind: str, fn: Callable):
+        self.parent = parent
+        self.kind = kind
+        self.fn = fn
+        self.dependencies = [NarrowDependency(parent)]
+
+    def num_partitions(self):
+        return self.parent.getNumPartitions()
+
+    def closures(self):
+        return [self.fn]
+
+    def plan(self, split, fns):
+        child = self.parent._plan(split)
+        node = _NODE_OF_KIND.get(self.kind)
+        if node is not None:
+            return node(fns.register(self.fn), child)
+        index = split if self.kind == "mapPartitionsWithIndex" else None
+        return p.MapPartitionsNode(fns.register(self.fn), index, child)
+
+    def describe(self):
+        return f"{self.kind}[{getattr(self.fn, '__name__', type(self.fn).__name__)}]"
+
+
+class Union(Lineage):
+    """Partitions of each parent, one after another."""
+
+    def __init__(self, parents: list["RDD"]):
+        self.parents = parents
+        self.dependencies = [NarrowDependency(r) for r in parents]
+
+    def num_partitions(self):
+        return sum(r.getNumPartitions() for r in self.parents)
+
+    def plan(self, split, fns):
+        for parent in self.parents:
+            n = parent.getNumPartitions()
+            if split < n:
+                return parent._plan(split)
+            split -= n
+        raise IndexError("union partition out of range")
+
+
+class PartitionerAwareUnion(Lineage):
+    """Union of co-partitioned parents: partition i joins every parent's i."""
+
+    def __init__(self, parents: list["RDD"]):
+        self.parents = parents
+        self.dependencies = [NarrowDependency(r) for r in parents]
+
+    def num_partitions(self):
+        return self.parents[0].getNumPartitions()
+
+    def plan(self, split, fns):
+        return p.ConcatNode([r._plan(split) for r in self.parents])
+
+
+class Coalesce(Lineage):
+    """Fewer partitions without a shuffle: consecutive parent partitions grouped."""
+
+    def __init__(self, parent: "RDD", num_partitions: int):
+        self.parent = parent
+        self.dependencies = [NarrowDependency(parent)]
+        n = parent.getNumPartitions()
+        k = max(1, min(num_partitions, n)) if n else 0
+        self.groups = [list(range(i * n // k, (i + 1) * n // k)) for i in range(k)]
+
+    def num_partitions(self):
+        return len(self.groups)
+
+    def plan(self, split, fns):
+        return p.ConcatNode([self.parent._plan(i) for i in self.groups[split]])
+
+
+class Cartesian(Lineage):
+    def __init__(self, left: "RDD", right: "RDD"):
+        self.left, self.right = left, right
+        self.dependencies = [NarrowDependency(left), NarrowDependency(right)]
+
+    def num_partitions(self):
+        return self.left.getNumPartitions() * self.right.getNumPartitions()
+
+    def plan(self, split, fns):
+        n = self.right.getNumPartitions()
+        return p.CartesianNode(self.left._plan(split // n), self.right._plan(split % n))
+
+
+class LocalCombine(Lineage):
+    """combineByKey on data already partitioned by the target partitioner: no shuffle."""
+
+    def __init__(self, parent: "RDD", combiner: tuple, values_are_combiners: bool):
+        self.parent = parent
+        self.combiner = combiner
+        self.values_are_combiners = values_are_combiners
+        self.dependencies = [NarrowDependency(parent)]
+
+    def num_partitions(self):
+        return self.parent.getNumPartitions()
+
+    def closures(self):
+        return list(self.combiner)
+
+    def plan(self, split, fns):
+        return p.CombineNode(combiner_spec(self.combiner, fns), self.values_are_combiners,
+                             self.parent._plan(split))
+
+
+class SortWithinPartitions(Lineage):
+    def __init__(self, parent: "RDD", keyfunc: Callable | None, ascending: bool):
+        self.parent = parent
+        self.keyfunc = keyfunc
+        self.ascending = ascending
+        self.dependencies = [NarrowDependency(parent)]
+
+    def num_partitions(self):
+        return self.parent.getNumPartitions()
+
+    def closures(self):
+        return [self.keyfunc] if self.keyfunc is not None else []
+
+    def plan(self, split, fns):
+        key_fn = fns.register(self.keyfunc) if self.keyfunc is not None else None
+        return p.SortNode(key_fn, self.ascending, self.parent._plan(split))
+
+
+# -- shuffles -----------------------------------------------------------------------
+
+def combiner_spec(combiner: tuple, fns: ClosureRegistry) -> p.Combiner:
+    create, merge_value, merge_combiners = combiner
+    return p.Combiner(fns.register(create), fns.register(merge_value), fns.register(merge_combiners))
+
+
+def partitioner_spec(partitioner: Partitioner, fns: ClosureRegistry) -> p.PartitionerSpec:
+    if partitioner.is_hash:
+        return p.PartitionerSpec("hash", partitioner.numPartitions, None)
+    return p.PartitionerSpec("func", partitioner.numPartitions, fns.register(partitioner.partitionFunc))
+
+
+def shuffle_read(dep: ShuffleDependency, split: int, fns: ClosureRegistry) -> p.ShuffleRead:
+    combiner = combiner_spec(dep.combiner, fns) if dep.combiner is not None else None
+    return p.ShuffleRead(dep.shuffle_id, split, dep.num_maps, combiner, dep.map_side_combine)
+
+
+class Shuffled(Lineage):
+    """The reduce side of one shuffle (reduceByKey, partitionBy, groupByKey...)."""
+
+    def __init__(self, dep: ShuffleDependency):
+        self.dep = dep
+        self.dependencies = [dep]
+
+    def num_partitions(self):
+        return self.dep.partitioner.numPartitions
+
+    def closures(self):
+        fns = list(self.dep.combiner or ())
+        if not self.dep.partitioner.is_hash:
+            fns.append(self.dep.partitioner.partitionFunc)
+        return fns
+
+    def plan(self, split, fns):
+        return shuffle_read(self.dep, split, fns)
+
+    def describe(self):
+        return f"Shuffled[shuffle {self.dep.shuffle_id}]"
+
+
+class CoGrouped(Lineage):
+    """cogroup: parents already partitioned like the result are read in place,
+    the others are shuffled into that partitioning."""
+
+    def __init__(self, parents: list["RDD"], partitioner: Partitioner, new_shuffle_id: Callable[[], int]):
+        self.partitioner = partitioner
+        self.dependencies: list[Dependency] = []
+        for parent in parents:
+            if parent.partitioner == partitioner:
+                self.dependencies.append(NarrowDependency(parent))
+            else:
+                self.dependencies.append(
+                    ShuffleDependency(parent, new_shuffle_id(), partitioner, None, False))
+
+    def num_partitions(self):
+        return self.partitioner.numPartitions
+
+    def closures(self):
+        return [] if self.partitioner.is_hash else [self.partitioner.partitionFunc]
+
+    def plan(self, split, fns):
+        children = []
+        for dep in self.dependencies:
+            if isinstance(dep, ShuffleDependency):
+                children.append(shuffle_read(dep, split, fns))
+            else:
+                children.append(dep.rdd._plan(split))
+        return p.CoGroupNode(children)
+
+
+# -- files ---------------------------------------------------------------------------
+
+def expand_paths(path: str) -> list[str]:
+    """Files named by a path, directory, glob, or comma-separated list of them."""
+    found: list[str] = []
+    for part in (x.strip() for x in str(path).split(",")):
+        if not part:
+            continue
+        if part.startswith("file://"):
+            part = part[len("file://"):]
+        elif part.startswith("file:"):
+            part = part[len("file:"):]
+        matches = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
+        if not matches or not all(os.path.exists(m) for m in matches):
+            raise FileNotFoundError(f"Input path does not exist: {Path(part).absolute()}")
+        for match in matches:
+            if os.path.isdir(match):
+                found.extend(sorted(
+                    str(f) for f in Path(match).iterdir()
+                    if f.is_file() and not f.name.startswith((".", "_"))))
+            else:
+                found.append(match)
+    return found

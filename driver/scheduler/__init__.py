@@ -1,0 +1,1 @@
+"""DAG -> stages (cut at shuffles) -> tasks; retries; placement. No sockets here."""

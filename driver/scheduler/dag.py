@@ -1,0 +1,363 @@
+"""The DAG scheduler: jobs -> stages -> task sets, and every way they end.
+
+It owns which stages run, wait or are done; it reacts to task results,
+task failures and executor loss; it never touches a socket. The driver's
+event loop calls it and carries out the launches ``assign`` returns, so the
+logic is tested by calling these methods directly.
+
+Failure rules (Spark's):
+* a task whose code raises is retried up to ``max_failures`` times, then its
+  stage is aborted and every job needing it fails with the last error;
+* a task that cannot fetch shuffle output marks that output lost; the map
+  stage recomputes the missing partitions, then the stage runs again (at
+  most ``max_stage_attempts`` times in a row);
+* a lost executor takes its map outputs and cached blocks with it; its
+  running tasks count one failure each and run elsewhere;
+* with no live executor for ``no_executor_timeout_s`` while tasks wait,
+  the waiting jobs fail instead of hanging.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Callable
+
+from sluicegate.common.protocol import plan as p
+from sluicegate.common.protocol.executor import (
+    FAIL_FETCH, FAIL_MISSING_FUNCTION, TaskFailed, TaskSucceeded)
+
+from ..rdd.base import rdd_block_id
+from ..rdd.lineage import combiner_spec, partitioner_spec
+from .block_locations import BlockLocations
+from .closures import ClosureRegistry
+from .jobs import Job, JobFailedError
+from .map_outputs import MapOutputTracker, MapStatus
+from .stages import Stage, parent_shuffles
+from .task_set import Task, TaskRun, TaskScheduler, TaskSet, analyse_plan
+
+log = logging.getLogger("sluicegate.scheduler")
+
+FAIL_EXECUTOR_LOST = "executor_lost"
+
+
+class DAGScheduler:
+    def __init__(self, closures: ClosureRegistry, *, max_failures: int = 4,
+                 max_stage_attempts: int = 4, locality_wait_s: float = 3.0,
+                 no_executor_timeout_s: float = 30.0,
+                 on_accumulators: Callable[[bytes], None] | None = None,
+                 on_task_end: Callable[[TaskRun, object], None] | None = None):
+        self.closures = closures
+        self.max_failures = max_failures
+        self.max_stage_attempts = max_stage_attempts
+        self.no_executor_timeout_s = no_executor_timeout_s
+        self.on_accumulators = on_accumulators or (lambda data: None)
+        self.on_task_end = on_task_end or (lambda run, outcome: None)
+        self.map_outputs = MapOutputTracker()
+        self.block_locations = BlockLocations()
+        self.tasks = TaskScheduler(locality_wait_s)
+        self.executors: dict[str, str] = {}  # alive executor id -> block address
+        self.jobs: dict[int, Job] = {}
+        self.stages: dict[int, Stage] = {}
+        self.shuffle_stages: dict[int, Stage] = {}
+        self.result_stage_of_job: dict[int, Stage] = {}
+        self.waiting: set[int] = set()
+        self.running: dict[int, TaskSet] = {}
+        self._stage_ids = itertools.count(0)
+        self._idle_since: float | None = None
+
+    # -- executors ----------------------------------------------------------------
+    def executor_added(self, executor_id: str, block_address: str) -> None:
+        self.executors[executor_id] = block_address
+        self._idle_since = None
+
+    def executor_lost(self, executor_id: str, reason: str, now: float) -> None:
+        if self.executors.pop(executor_id, None) is None:
+            return
+        log.warning("executor %s lost: %s", executor_id, reason)
+        self.map_outputs.remove_executor(executor_id)
+        self.block_locations.remove_executor(executor_id)
+        for tid in self.tasks.running_on(executor_id):
+            found = self.tasks.finish(tid)
+            if found is not None:
+                task_set, run = found
+                self._count_failure(task_set, run, FAIL_EXECUTOR_LOST,
+                                    f"executor {executor_id} was lost while running the task ({reason})",
+                                    "", "ExecutorLostFailure", now)
+
+    # -- jobs ---------------------------------------------------------------------
+    def submit_job(self, job: Job, now: float) -> None:
+        self.jobs[job.id] = job
+        if not job.partitions:
+            self._finish_job(job, None)
+            return
+        stage = Stage(next(self._stage_ids), job.rdd, None, list(job.partitions))
+        stage.job_ids.add(job.id)
+        self.stages[stage.id] = stage
+        self.result_stage_of_job[job.id] = stage
+        job.stage_ids.append(stage.id)
+        try:
+            self._submit_stage(stage, now)
+        except Exception as exc:  # noqa: BLE001 - planning a stage ran user-facing code
+            log.exception("could not plan job %s", job.id)
+            self._fail_job(job, JobFailedError(f"Job {job.id} could not be planned: {exc}"))
+
+    def cancel_job(self, job_id: int, reason: str) -> None:
+        job = self.jobs.get(job_id)
+        if job is not None:
+            self._fail_job(job, JobFailedError(f"Job {job_id} cancelled: {reason}"))
+
+    def drop_shuffle(self, shuffle_id: int) -> None:
+        """The shuffle's RDD is gone: forget its outputs and its map stage."""
+        self.map_outputs.unregister_shuffle(shuffle_id)
+        stage = self.shuffle_stages.get(shuffle_id)
+        if stage is not None and not stage.job_ids:
+            del self.shuffle_stages[shuffle_id]
+            self.stages.pop(stage.id, None)
+
+    # -- stages -------------------------------------------------------------------
+    def _map_stage(self, dep) -> Stage:
+        stage = self.shuffle_stages.get(dep.shuffle_id)
+        if stage is None:
+            stage = Stage(next(self._stage_ids), dep.rdd, dep, list(range(dep.num_maps)))
+            self.shuffle_stages[dep.shuffle_id] = stage
+            self.stages[stage.id] = stage
+            self.map_outputs.register_shuffle(dep.shuffle_id, dep.num_maps)
+        return stage
+
+    def _fully_cached(self, rdd) -> bool:
+        return all(self.block_locations.holders(rdd_block_id(rdd.id(), split))
+                   for split in range(rdd.getNumPartitions()))
+
+    def _missing_parents(self, stage: Stage) -> list[Stage]:
+        missing = []
+        for dep in parent_shuffles(stage.rdd, self._fully_cached):
+            parent = self._map_stage(dep)
+            if not self.map_outputs.is_available(dep.shuffle_id):
+                missing.append(parent)
+        return missing
+
+    def _submit_stage(self, stage: Stage, now: float) -> None:
+        if stage.id in self.running or stage.id in self.waiting:
+            return
+        missing = self._missing_parents(stage)
+        if missing:
+            self.waiting.add(stage.id)
+            for parent in missing:
+                parent.job_ids |= stage.job_ids
+                for job_id in stage.job_ids:
+                    if parent.id not in self.jobs[job_id].stage_ids:
+                        self.jobs[job_id].stage_ids.append(parent.id)
+                self._submit_stage(parent, now)
+        else:
+            self._submit_tasks(stage, now)
+
+    def _submit_tasks(self, stage: Stage, now: float) -> None:
+        if stage.is_map_stage:
+            partitions = self.map_outputs.missing(stage.shuffle_dep.shuffle_id)
+        else:
+            job = self.jobs[next(iter(stage.job_ids))]
+            partitions = [part for part in stage.partitions if part not in job.results]
+        if not partitions:
+            self._stage_completed(stage, now)
+            return
+        stage.attempt += 1
+        job_id = min(stage.job_ids) if stage.job_ids else -1
+        tasks = {part: self._make_task(stage, part, job_id) for part in partitions}
+        task_set = TaskSet(stage.id, stage.attempt, tasks, self.max_failures, now)
+        self.running[stage.id] = task_set
+        self.tasks.add(task_set)
+
+    def _make_task(self, stage: Stage, partition: int, job_id: int) -> Task:
+        plan = stage.rdd._plan(partition)
+        if stage.is_map_stage:
+            dep = stage.shuffle_dep
+            combiner = combiner_spec(dep.combiner, self.closures) if dep.map_side_combine else None
+            sink: p.Sink = p.ShuffleWriteSink(dep.shuffle_id, partition,
+                                               partitioner_spec(dep.partitioner, self.closures),
+                                               combiner)
+        else:
+            sink = p.CollectSink()
+        functions, inputs, cached, shuffles = analyse_plan(plan, sink)
+        return Task(stage.id, stage.attempt, job_id, partition, plan, sink, functions, inputs,
+                    cached, shuffles)
+
+    def _stage_completed(self, stage: Stage, now: float) -> None:
+        task_set = self.running.pop(stage.id, None)
+        if task_set is not None:
+            task_set.zombie = True
+        self.waiting.discard(stage.id)
+        stage.fetch_failures = 0
+        for waiting_id in sorted(self.waiting):
+            waiting = self.stages.get(waiting_id)
+            if waiting is not None and not self._missing_parents(waiting):
+                self.waiting.discard(waiting_id)
+                self._submit_tasks(waiting, now)
+
+    # -- task outcomes ------------------------------------------------------------
+    def task_succeeded(self, message: TaskSucceeded, now: float) -> bool:
+        """Apply a success; False if the launch was stale (already ended)."""
+        found = self.tasks.finish(message.task_id)
+        if found is None:
+            return False
+        task_set, run = found
+        self.on_task_end(run, message)
+        stage = self.stages.get(task_set.stage_id)
+        partition = run.task.partition
+        for block_id in message.cached_blocks:
+            self.block_locations.add(block_id, run.executor_id)
+        if stage is None:
+            return True
+        first_success = partition not in task_set.finished
+        task_set.finished.add(partition)
+        if stage.is_map_stage:
+            if message.executor_id in self.executors and message.map_block_sizes is not None:
+                self.map_outputs.add(stage.shuffle_dep.shuffle_id, partition, MapStatus(
+                    message.executor_id, self.executors[message.executor_id],
+                    tuple(message.map_block_sizes)))
+            if first_success and message.has_accumulators:
+                self.on_accumulators(message.payload[-1])
+            current = self.running.get(stage.id)
+            if current is not None:
+                if self.map_outputs.is_available(stage.shuffle_dep.shuffle_id):
+                    self._stage_completed(stage, now)
+                elif current is task_set and task_set.done and not task_set.running:
+                    # Outputs this attempt made were lost meanwhile: run them again.
+                    del self.running[stage.id]
+                    task_set.zombie = True
+                    self._submit_tasks(stage, now)
+            return True
+        for job_id in list(stage.job_ids):
+            job = self.jobs.get(job_id)
+            if job is None or partition in job.results:
+                continue
+            job.results[partition] = message.payload[0] if message.has_result else b""
+            if message.has_accumulators:
+                self.on_accumulators(message.payload[-1])
+            if len(job.results) == len(job.partitions):
+                self._finish_job(job, None)
+        return True
+
+    def task_failed(self, message: TaskFailed, now: float) -> bool:
+        found = self.tasks.finish(message.task_id)
+        if found is None:
+            return False
+        task_set, run = found
+        self.on_task_end(run, message)
+        if task_set.zombie or task_set.stage_id not in self.stages:
+            return True
+        if message.reason == FAIL_MISSING_FUNCTION:
+            task_set.requeue(run.task.partition, now)
+        elif message.reason == FAIL_FETCH:
+            self._fetch_failed(task_set, run, message, now)
+        else:
+            self._count_failure(task_set, run, message.reason, message.message, message.traceback,
+                                message.error_type, now)
+        return True
+
+    def _count_failure(self, task_set: TaskSet, run: TaskRun, reason: str, text: str,
+                       traceback: str, error_type: str, now: float) -> None:
+        if task_set.zombie:
+            return
+        partition = run.task.partition
+        task_set.failures[partition] += 1
+        count = task_set.failures[partition]
+        log.warning("task %s.%s of stage %s.%s (TID %s) failed on executor %s (%s): %s: %s",
+                    partition, run.attempt, task_set.stage_id, task_set.attempt, run.tid,
+                    run.executor_id, reason, error_type, text)
+        if count < task_set.max_failures:
+            task_set.requeue(partition, now)
+            return
+        stage = self.stages[task_set.stage_id]
+        message = (f"Job aborted due to stage failure: Task {partition} in stage "
+                   f"{stage.id}.{task_set.attempt} failed {count} times, most recent failure: "
+                   f"Lost task {partition}.{run.attempt} in stage {stage.id}.{task_set.attempt} "
+                   f"(TID {run.tid}) (executor {run.executor_id}): {error_type}: {text}")
+        if traceback:
+            message += "\nTraceback from the executor:\n" + traceback
+        self._abort_stage(stage, JobFailedError(
+            message, error_type=error_type, error_message=text, worker_traceback=traceback,
+            stage_id=stage.id, partition=partition, executor_id=run.executor_id))
+
+    def _fetch_failed(self, task_set: TaskSet, run: TaskRun, message: TaskFailed, now: float) -> None:
+        stage = self.stages[task_set.stage_id]
+        shuffle_id = message.shuffle_id
+        log.info("stage %s: fetch of shuffle %s map %s from %s failed: %s", stage.id, shuffle_id,
+                 message.map_id, message.peer_executor, message.message)
+        if shuffle_id is not None:
+            if message.map_id is not None:
+                self.map_outputs.remove_output(shuffle_id, message.map_id)
+            if message.peer_executor is not None:
+                self.map_outputs.remove_executor(message.peer_executor, shuffle_id)
+        task_set.zombie = True
+        if self.running.get(stage.id) is task_set:
+            del self.running[stage.id]
+        stage.fetch_failures += 1
+        if stage.fetch_failures > self.max_stage_attempts:
+            self._abort_stage(stage, JobFailedError(
+                f"Job aborted: stage {stage.id} lost its shuffle input {stage.fetch_failures} "
+                f"times in a row; last: {message.message}", stage_id=stage.id,
+                partition=run.task.partition, executor_id=run.executor_id))
+            return
+        self._submit_stage(stage, now)
+
+    def _abort_stage(self, stage: Stage, error: JobFailedError) -> None:
+        task_set = self.running.pop(stage.id, None)
+        if task_set is not None:
+            task_set.zombie = True
+        self.waiting.discard(stage.id)
+        for job_id in sorted(stage.job_ids):
+            job = self.jobs.get(job_id)
+            if job is not None:
+                self._fail_job(job, error)
+
+    def _fail_job(self, job: Job, error: BaseException) -> None:
+        self._finish_job(job, error)
+
+    def _finish_job(self, job: Job, error: BaseException | None) -> None:
+        self.jobs.pop(job.id, None)
+        for stage in list(self.stages.values()):
+            if job.id not in stage.job_ids:
+                continue
+            stage.job_ids.discard(job.id)
+            if stage.job_ids:
+                continue
+            task_set = self.running.pop(stage.id, None)
+            if task_set is not None:
+                task_set.zombie = True
+            self.waiting.discard(stage.id)
+            if not stage.is_map_stage:
+                del self.stages[stage.id]
+        self.result_stage_of_job.pop(job.id, None)
+        job.finish(error)
+
+    # -- placement and time ---------------------------------------------------------
+    def preferred_executors(self, task: Task) -> set[str]:
+        holders: set[str] = set()
+        for block_id in task.cache_block_ids:
+            holders |= self.block_locations.holders(block_id)
+        for block_id in task.input_block_ids:
+            holders |= self.block_locations.holders(block_id)
+        return holders
+
+    def assign(self, free_slots: dict[str, int], now: float) -> list[TaskRun]:
+        live = {e: n for e, n in free_slots.items() if e in self.executors and n > 0}
+        return self.tasks.assign(live, self.preferred_executors, now) if live else []
+
+    def tick(self, now: float) -> None:
+        """Timers: give up on waiting jobs when no executor has been alive for too long."""
+        self.tasks.remove_finished_sets()
+        if self.executors or not self.tasks.has_pending():
+            self._idle_since = None
+            return
+        if self._idle_since is None:
+            self._idle_since = now
+        elif now - self._idle_since >= self.no_executor_timeout_s:
+            error = JobFailedError(
+                f"no live executors for {self.no_executor_timeout_s:.0f}s while tasks were "
+                "waiting: every worker process is gone")
+            for job in list(self.jobs.values()):
+                self._fail_job(job, error)
+            self._idle_since = None
+
+    def shuffle_locations(self, task: Task) -> dict:
+        return {sid: self.map_outputs.locations(sid) for sid in task.shuffle_ids}

@@ -1,0 +1,4 @@
+"""Everything that executes: executor processes, shuffle, block storage.
+
+Imports ``sluicegate.common`` only, never ``sluicegate.driver``.
+"""

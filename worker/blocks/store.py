@@ -1,0 +1,234 @@
+"""The executor's block store: shuffle outputs, input blocks, cached partitions.
+
+Blocks are either serialized bytes (shuffle blocks, received input, driver
+data, serialized cache levels) or live Python lists (deserialized cached
+partitions). The store keeps at most ``memory_limit_bytes`` in memory; past
+that it spills the least recently used bytes blocks to files in the work
+directory, then evicts cached partitions (to disk when their level allows,
+else dropped: they are recomputed from lineage when next needed).
+
+The task thread writes and the I/O thread reads (serving peers), so every
+method takes the store's lock; file reads happen outside it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from sluicegate.common.serializer import dump_records, load_records
+
+log = logging.getLogger("sluicegate.worker.blocks")
+
+
+@dataclass
+class _Entry:
+    size: int
+    data: bytes | None = None      # serialized, in memory
+    records: list | None = None    # deserialized, in memory
+    path: Path | None = None       # serialized, on disk
+    may_spill: bool = True         # a deserialized entry may go to disk
+
+
+class BlockStore:
+    """Blocks by id, in memory up to a limit and on disk past it."""
+
+    def __init__(self, work_dir: Path, memory_limit_bytes: int):
+        self._dir = Path(work_dir) / "blocks"
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._limit = memory_limit_bytes
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # LRU order
+        self._memory = 0
+        self._disk = 0
+        self._lock = threading.Lock()
+        self.spilled_blocks = 0
+
+    # -- queries ----------------------------------------------------------------
+    @property
+    def memory_bytes(self) -> int:
+        return self._memory
+
+    @property
+    def disk_bytes(self) -> int:
+        return self._disk
+
+    def contains(self, block_id: str) -> bool:
+        with self._lock:
+            return block_id in self._entries
+
+    def block_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
+    # -- serialized blocks ----------------------------------------------------------
+    def put_bytes(self, block_id: str, data: bytes) -> None:
+        size = len(data)
+        with self._lock:
+            self._remove_locked(block_id)
+            self._make_room_locked(size)
+            if self._memory + size <= self._limit:
+                self._entries[block_id] = _Entry(size, data=data)
+                self._memory += size
+                return
+        # Does not fit even after spilling others: straight to disk.
+        path = self._write_file(block_id, data)
+        with self._lock:
+            self._entries[block_id] = _Entry(size, path=path)
+            self._disk += size
+            self.spilled_blocks += 1
+
+    def get_bytes(self, block_id: str) -> bytes | None:
+        """The block serialized (a cached list is serialized on demand)."""
+        with self._lock:
+            entry = self._entries.get(block_id)
+            if entry is None:
+                return None
+            self._entries.move_to_end(block_id)
+            if entry.data is not None:
+                return entry.data
+            if entry.records is not None:
+                records = entry.records
+            else:
+                path = entry.path
+                records = None
+        if records is not None:
+            return dump_records(records)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    # -- deserialized (cached) partitions --------------------------------------------
+    def put_records(self, block_id: str, records: list, deserialized: bool,
+                    use_memory: bool, use_disk: bool) -> bool:
+        """Cache a computed partition at a storage level; False if not kept."""
+        if use_memory and deserialized:
+            size = estimate_size(records)
+            with self._lock:
+                self._remove_locked(block_id)
+                self._make_room_locked(size)
+                if self._memory + size <= self._limit:
+                    self._entries[block_id] = _Entry(size, records=records, may_spill=use_disk)
+                    self._memory += size
+                    return True
+            if not use_disk:
+                return False
+            self.put_bytes_on_disk(block_id, dump_records(records))
+            return True
+        data = dump_records(records)
+        if use_memory:
+            self.put_bytes(block_id, data)
+        elif use_disk:
+            self.put_bytes_on_disk(block_id, data)
+        else:
+            return False
+        return True
+
+    def put_bytes_on_disk(self, block_id: str, data: bytes) -> None:
+        path = self._write_file(block_id, data)
+        with self._lock:
+            self._remove_locked(block_id)
+            self._entries[block_id] = _Entry(len(data), path=path)
+            self._disk += len(data)
+
+    def get_records(self, block_id: str) -> list | None:
+        with self._lock:
+            entry = self._entries.get(block_id)
+            if entry is None:
+                return None
+            self._entries.move_to_end(block_id)
+            if entry.records is not None:
+                return entry.records
+        data = self.get_bytes(block_id)
+        return None if data is None else load_records(data)
+
+    # -- removal ------------------------------------------------------------------
+    def remove(self, block_id: str) -> None:
+        with self._lock:
+            self._remove_locked(block_id)
+
+    def remove_where(self, predicate: Callable[[str], bool]) -> int:
+        with self._lock:
+            doomed = [b for b in self._entries if predicate(b)]
+            for block_id in doomed:
+                self._remove_locked(block_id)
+        return len(doomed)
+
+    def clear(self) -> None:
+        with self._lock:
+            for block_id in list(self._entries):
+                self._remove_locked(block_id)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    # -- internals --------------------------------------------------------------------
+    def _remove_locked(self, block_id: str) -> None:
+        entry = self._entries.pop(block_id, None)
+        if entry is None:
+            return
+        if entry.path is not None:
+            self._disk -= entry.size
+            try:
+                entry.path.unlink()
+            except FileNotFoundError:
+                pass
+        else:
+            self._memory -= entry.size
+
+    def _make_room_locked(self, size: int) -> None:
+        """Spill bytes blocks, then evict cached lists, least recent first."""
+        if self._memory + size <= self._limit:
+            return
+        for wanted in ("bytes", "records"):
+            for block_id in list(self._entries):
+                if self._memory + size <= self._limit:
+                    return
+                entry = self._entries[block_id]
+                if wanted == "bytes" and entry.data is not None:
+                    entry.path = self._write_file(block_id, entry.data)
+                    entry.data = None
+                    self._memory -= entry.size
+                    self._disk += entry.size
+                    self.spilled_blocks += 1
+                elif wanted == "records" and entry.records is not None:
+                    self._memory -= entry.size
+                    if entry.may_spill:
+                        data = dump_records(entry.records)
+                        entry.path = self._write_file(block_id, data)
+                        entry.records = None
+                        entry.size = len(data)
+                        self._disk += entry.size
+                        self.spilled_blocks += 1
+                    else:
+                        del self._entries[block_id]
+
+    def _write_file(self, block_id: str, data: bytes) -> Path:
+        path = self._dir / block_id
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return path
+
+
+def estimate_size(records: list) -> int:
+    """Approximate bytes held by a list of records, from a sample."""
+    n = len(records)
+    if n == 0:
+        return sys.getsizeof(records)
+    step = max(1, n // 64)
+    sample = records[::step]
+    per_record = sum(_deep_size(r) for r in sample) / len(sample)
+    return sys.getsizeof(records) + int(per_record * n)
+
+
+def _deep_size(obj, depth: int = 0) -> int:
+    size = sys.getsizeof(obj)
+    if depth < 2 and isinstance(obj, (tuple, list)):
+        size += sum(_deep_size(x, depth + 1) for x in obj[:16]) * max(1, len(obj) / 16 if len(obj) > 16 else 1)
+    return int(size)

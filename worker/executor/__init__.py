@@ -1,0 +1,1 @@
+"""The executor: runs tasks (deserialise closure, cached by id; iterate the partition)."""

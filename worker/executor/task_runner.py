@@ -1,0 +1,116 @@
+"""Running one task: load its closures, build its iterator, apply its sink.
+
+Every outcome becomes exactly one reply: ``TaskSucceeded`` or ``TaskFailed``
+with the reason the driver needs to react (user error with the worker-side
+traceback, lost shuffle output, evicted closure, missing input block).
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+import traceback
+from typing import Callable
+
+from sluicegate.common import accumulators
+from sluicegate.common.protocol import plan as p
+from sluicegate.common.protocol.executor import (
+    FAIL_BLOCK_MISSING, FAIL_ERROR, FAIL_FETCH, FAIL_MISSING_FUNCTION, LaunchTask, TaskFailed,
+    TaskSucceeded)
+from sluicegate.common.serializer import dump_records
+from sluicegate.common.taskcontext import TaskContext, set_current
+
+from ..blocks import BlockStore
+from ..shuffle.blocks import FetchFailed
+from ..shuffle.fetcher import PeerFetcher
+from ..shuffle.writer import partitioner_function, write_map_output
+from .functions import FunctionCache, MissingFunction
+from .operators import PlanContext, build
+
+log = logging.getLogger("sluicegate.worker.task")
+
+
+class BlockMissing(Exception):
+    """An input block is on neither this executor nor the driver."""
+
+
+class TaskRunner:
+    def __init__(self, executor_id: str, functions: FunctionCache, store: BlockStore,
+                 fetcher: PeerFetcher, read_block: Callable[[str], bytes]):
+        self.executor_id = executor_id
+        self.functions = functions
+        self.store = store
+        self.fetcher = fetcher
+        self.read_block = read_block
+
+    def run(self, task: LaunchTask) -> TaskSucceeded | TaskFailed:
+        started = time.perf_counter()
+        try:
+            self._install_payload(task)
+        except Exception as exc:  # noqa: BLE001 - a closure that will not load is the user's error
+            return self._failed(task, started, FAIL_ERROR, exc,
+                                prefix="could not load the task's function on the executor: ")
+        ctx = PlanContext(self.functions, self.store, self.fetcher, self.executor_id,
+                          task.shuffle_locations, self.read_block)
+        set_current(TaskContext(task.stage_id, task.partition, task.attempt, task.task_id,
+                                self.executor_id))
+        accumulators.begin_task()
+        try:
+            result, sizes, records_out, write_bytes = self._run_sink(task, ctx)
+            updates = accumulators.task_updates()
+        except FetchFailed as exc:
+            return self._failed(task, started, FAIL_FETCH, exc, shuffle_id=exc.shuffle_id,
+                                map_id=exc.map_id, peer=exc.peer_executor)
+        except MissingFunction as exc:
+            return self._failed(task, started, FAIL_MISSING_FUNCTION, exc)
+        except BlockMissing as exc:
+            return self._failed(task, started, FAIL_BLOCK_MISSING, exc)
+        except BaseException as exc:  # noqa: BLE001 - user code may raise anything, SystemExit too
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return self._failed(task, started, FAIL_ERROR, exc)
+        finally:
+            set_current(None)
+        payload = [] if result is None else [result]
+        if updates:
+            payload.append(pickle.dumps(updates, protocol=5))
+        return TaskSucceeded(
+            task.task_id, task.attempt, self.executor_id,
+            (time.perf_counter() - started) * 1000.0, records_out, ctx.shuffle_read.bytes_read,
+            write_bytes, sizes, ctx.cached_blocks, result is not None, bool(updates),
+            payload=payload)
+
+    def _install_payload(self, task: LaunchTask) -> None:
+        n_functions = len(task.function_ids)
+        for function_id, data in zip(task.function_ids, task.payload[:n_functions]):
+            self.functions.add(function_id, bytes(data))
+        for block_id, data in zip(task.block_ids, task.payload[n_functions:]):
+            self.store.put_bytes(block_id, bytes(data))
+
+    def _run_sink(self, task: LaunchTask, ctx: PlanContext):
+        records = build(task.plan, ctx)
+        sink = task.sink
+        if isinstance(sink, p.CollectSink):
+            output = list(records)
+            return dump_records(output), None, len(output), 0
+        if isinstance(sink, p.ShuffleWriteSink):
+            spec = sink.partitioner
+            partition_of = partitioner_function(
+                spec.kind, spec.num_partitions, ctx.fn(spec.fn) if spec.fn is not None else None)
+            combiner = None
+            if sink.combiner is not None:
+                combiner = (ctx.fn(sink.combiner.create), ctx.fn(sink.combiner.merge_value))
+            sizes = write_map_output(records, sink.shuffle_id, sink.map_id, spec.num_partitions,
+                                     partition_of, combiner, self.store.put_bytes)
+            return None, sizes, 0, sum(sizes)
+        raise TypeError(f"executor cannot apply sink {type(sink).__name__}")
+
+    def _failed(self, task: LaunchTask, started: float, reason: str, exc: BaseException,
+                prefix: str = "", shuffle_id: int | None = None, map_id: int | None = None,
+                peer: str | None = None) -> TaskFailed:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if reason != FAIL_ERROR:
+            log.info("task %s.%s: %s: %s", task.task_id, task.attempt, reason, exc)
+        return TaskFailed(task.task_id, task.attempt, self.executor_id, reason,
+                          type(exc).__name__, prefix + str(exc), text, shuffle_id, map_id, peer,
+                          (time.perf_counter() - started) * 1000.0)

@@ -1,0 +1,1 @@
+"""Shuffle: map-side combine, hash-partitioned blocks, and fetching them from peers."""

@@ -1,0 +1,77 @@
+"""The map side of a shuffle: combine, then one block per reduce partition.
+
+With a combiner (reduceByKey, combineByKey, groupByKey) the partition's pairs
+are folded into a dict first, so each key is hashed once and each block holds
+one combiner per key, written as two msgpack columns straight from the dict.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+from sluicegate.common.hashing import portable_hash
+from sluicegate.common.serializer import dump_pairs, dump_records
+
+from .blocks import shuffle_block_id
+
+_UNPACK_ERRORS = ("cannot unpack", "values to unpack")
+
+
+def combine_by_key(pairs: Iterable, create: Callable, merge: Callable) -> dict:
+    """Fold ``(key, value)`` pairs into ``{key: combiner}``."""
+    combined: dict = {}
+    try:
+        for key, value in pairs:
+            if key in combined:
+                combined[key] = merge(combined[key], value)
+            else:
+                combined[key] = create(value)
+    except (TypeError, ValueError) as exc:
+        if any(s in str(exc) for s in _UNPACK_ERRORS):
+            raise TypeError(f"a key-value operation needs (key, value) pairs: {exc}") from exc
+        raise
+    return combined
+
+
+def partitioner_function(kind: str, num_partitions: int, fn: Callable | None) -> Callable:
+    if kind == "hash":
+        return lambda key: portable_hash(key) % num_partitions
+    if kind == "func" and fn is not None:
+        return lambda key: fn(key) % num_partitions
+    raise ValueError(f"unknown partitioner {kind!r}")
+
+
+def write_map_output(records: Iterator, shuffle_id: int, map_id: int, num_partitions: int,
+                     partition_of: Callable, combiner: tuple[Callable, Callable] | None,
+                     put: Callable[[str, bytes], None]) -> list[int]:
+    """Write one map task's output; return the size of each reduce block."""
+    if combiner is not None:
+        combined = combine_by_key(records, combiner[0], combiner[1])
+        if num_partitions == 1:
+            columns = [(list(combined.keys()), list(combined.values()))]
+        else:
+            columns = [([], []) for _ in range(num_partitions)]
+            for key, value in combined.items():
+                keys, values = columns[partition_of(key)]
+                keys.append(key)
+                values.append(value)
+        blocks = [dump_pairs(keys, values) for keys, values in columns]
+    else:
+        buckets: list[list] = [[] for _ in range(num_partitions)]
+        try:
+            if num_partitions == 1:
+                append = buckets[0].append
+                for key, value in records:
+                    append((key, value))
+            else:
+                for key, value in records:
+                    buckets[partition_of(key)].append((key, value))
+        except (TypeError, ValueError) as exc:
+            if any(s in str(exc) for s in _UNPACK_ERRORS):
+                raise TypeError(f"a key-value operation needs (key, value) pairs: {exc}") from exc
+            raise
+        blocks = [dump_records(bucket) for bucket in buckets]
+    sizes = []
+    for reduce_id, data in enumerate(blocks):
+        put(shuffle_block_id(shuffle_id, map_id, reduce_id), data)
+        sizes.append(len(data))
+    return sizes
