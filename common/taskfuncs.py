@@ -45,6 +45,14 @@ def first_of_pair_arg(a, _b):
     return a
 
 
+def none_key(x):
+    return None, x
+
+
+def add(a, b):
+    return a + b
+
+
 def with_one(x):
     return x, 1
 

@@ -13,11 +13,17 @@ from sluicegate.common.taskcontext import TaskContext
 
 from .context.conf import SparkConf
 from .context.spark_context import SparkContext
+from .context.streaming_context import StreamingContext
+from .dstream.base import DStream
+from .receivers.receiver import Receiver
+from .scheduler.clock import ManualClock
+from .scheduler.streaming_listener import BatchInfo, StreamingListener
 from .rdd.base import RDD
 from .rdd.partitioner import Partitioner
 from .scheduler.jobs import JobFailedError
 
 __all__ = [
-    "Accumulator", "AccumulatorParam", "Broadcast", "JobFailedError", "Partitioner", "RDD",
-    "ResultIterable", "SparkConf", "SparkContext", "StorageLevel", "TaskContext", "portable_hash",
+    "Accumulator", "AccumulatorParam", "BatchInfo", "Broadcast", "DStream", "JobFailedError",
+    "ManualClock", "Partitioner", "RDD", "Receiver", "ResultIterable", "SparkConf", "SparkContext",
+    "StorageLevel", "StreamingContext", "StreamingListener", "TaskContext", "portable_hash",
 ]

@@ -38,6 +38,7 @@ class DriverRuntime:
         self.transport = Transport(secret)
         self.blocks = DriverBlocks()
         self._job_ids = itertools.count(0)
+        self._push_turns = itertools.count(0)
         self.dag = DAGScheduler(
             closures, max_failures=max_failures,
             max_stage_attempts=cfg.get_setting(conf, cfg.STAGE_MAX_ATTEMPTS),
@@ -117,6 +118,21 @@ class DriverRuntime:
     # -- blocks and cleanup (any thread) -------------------------------------------------
     def put_driver_block(self, block_id: str, data: bytes) -> None:
         self.blocks.put(block_id, data)
+
+    def store_input_block(self, block_id: str, data: bytes) -> None:
+        """Keep a received block and push it to an executor ahead of its batch.
+
+        The driver's copy stays until the batch is forgotten, so losing the
+        executor never loses the data: a task that needs it gets it attached.
+        """
+        self.blocks.put(block_id, data)
+        self.endpoint.post(lambda: self._push_input(block_id, data))
+
+    def _push_input(self, block_id: str, data: bytes) -> None:
+        alive = self.endpoint.registry.alive()
+        if alive:
+            target = alive[next(self._push_turns) % len(alive)]
+            self.endpoint.push_block(target.executor_id, block_id, data)
 
     def drop_driver_blocks(self, block_ids: list[str]) -> None:
         self.blocks.remove(block_ids)

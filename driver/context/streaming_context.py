@@ -1,0 +1,353 @@
+"""StreamingContext: the entry point of a streaming application (PySpark's API).
+
+It owns the DStream graph, the receivers, the job generator (a timer at
+every batch time) and the batch runner. Each batch: receivers' blocks are
+claimed, every output operation builds its RDDs and becomes a job, the jobs
+run in order on the SparkContext's executors, listeners hear about it, and
+RDDs that fell out of the remember window are forgotten.
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import signal
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+from sluicegate.common import config as cfg
+from sluicegate.common.storagelevel import StorageLevel
+
+from ..dstream.base import DStream, Transformed, duration_ms
+from ..dstream.graph import DStreamGraph
+from ..dstream.inputs import FileInput, QueueInput, ReceiverInput
+from ..rdd.base import RDD
+from ..receivers.blocks import ReceivedBlock
+from ..receivers.receiver import Receiver
+from ..receivers.socket_text import SocketTextReceiver
+from ..receivers.supervisor import ReceiverTracker
+from ..scheduler.batch_runner import Batch, BatchRunner, now_ms
+from ..scheduler.clock import SystemClock
+from ..scheduler.job_generator import JobGenerator, first_batch_time
+from ..scheduler.streaming_listener import (
+    BatchInfo, OutputOperationInfo, StreamInputInfo, StreamingListener, StreamingListenerBus,
+    StreamingListenerStreamingStarted)
+from .spark_context import SparkContext
+
+log = logging.getLogger("sluicegate.streaming")
+
+INITIALIZED, ACTIVE, STOPPED = "INITIALIZED", "ACTIVE", "STOPPED"
+
+
+class StreamingContext:
+    """Main entry point for streaming (PySpark's ``StreamingContext``).
+
+    ``StreamingContext(sc, 1.0)`` cuts input into 1-second batches. ``clock``
+    may be given a ``ManualClock`` to step batches by hand (tests).
+    """
+
+    _activeContext: "StreamingContext | None" = None
+    _lock = threading.RLock()
+
+    def __init__(self, sparkContext: SparkContext, batchDuration: float | None = None,
+                 jssc: Any = None, clock: Any = None):
+        if batchDuration is None:
+            raise ValueError("batchDuration (seconds) must be given")
+        self._sc = sparkContext
+        self._batch_ms = duration_ms(batchDuration, "batchDuration")
+        self._graph = DStreamGraph(self._batch_ms)
+        self._clock = clock or SystemClock()
+        self._state = INITIALIZED
+        conf = sparkContext._conf.as_dict()
+        self._conf = conf
+        self._bus = StreamingListenerBus()
+        self._receivers = ReceiverTracker(
+            self._store_block, self._bus,
+            block_interval_s=cfg.get_setting(conf, cfg.STREAMING_BLOCK_INTERVAL),
+            max_rate=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_MAX_RATE),
+            restart_delay_s=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_RESTART_DELAY))
+        self._stream_ids = itertools.count(0)
+        self._generator = JobGenerator(self._clock, self._batch_ms, self._generate_batch)
+        self._runner = BatchRunner(cfg.get_setting(conf, cfg.STREAMING_CONCURRENT_JOBS), self._bus,
+                                   self._batch_done, self._report_error)
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+        self._checkpoint_dir: str | None = None
+        self._old_signal_handlers: dict[int, Any] = {}
+        self._stop_lock = threading.Lock()
+        sparkContext._stop_hooks.append(self._on_spark_context_stop)
+
+    # -- properties --------------------------------------------------------------------
+    @property
+    def sparkContext(self) -> SparkContext:
+        return self._sc
+
+    @property
+    def batch_duration_ms(self) -> int:
+        return self._batch_ms
+
+    def _check_can_define(self) -> None:
+        if self._state != INITIALIZED:
+            raise ValueError("Adding new inputs, transformations, and output operations after "
+                             "starting a context is not supported")
+
+    # -- active context --------------------------------------------------------------------
+    @classmethod
+    def getActive(cls) -> "StreamingContext | None":
+        """The started, not yet stopped StreamingContext, if any."""
+        with cls._lock:
+            return cls._activeContext
+
+    @classmethod
+    def getActiveOrCreate(cls, checkpointPath: str | None,
+                          setupFunc: Callable[[], "StreamingContext"]) -> "StreamingContext":
+        """The active context, else one recovered from ``checkpointPath``, else ``setupFunc()``."""
+        with cls._lock:
+            active = cls._activeContext
+            if active is not None:
+                return active
+            if checkpointPath is not None:
+                return cls.getOrCreate(checkpointPath, setupFunc)
+            return _call_setup(setupFunc)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start receiving data and running batches."""
+        with StreamingContext._lock:
+            if self._state == ACTIVE:
+                raise ValueError("StreamingContext has already been started")
+            if self._state == STOPPED:
+                raise ValueError("StreamingContext has already been stopped")
+            if StreamingContext._activeContext is not None:
+                raise ValueError("Only one StreamingContext may be started in this process")
+            self._graph.validate()
+            self._before_start()
+            first = first_batch_time(self._clock.now_ms(), self._batch_ms)
+            self._graph.start(first - self._batch_ms)
+            for op in self._graph.input_ops():
+                op.start()
+            self._bus.start()
+            self._runner.start()
+            self._receivers.start()
+            self._generator.start(first)
+            self._state = ACTIVE
+            StreamingContext._activeContext = self
+            self._install_signal_handlers()
+        self._bus.post(StreamingListenerStreamingStarted(now_ms()))
+        log.info("streaming started: batches every %d ms from %d", self._batch_ms, first)
+
+    def _before_start(self) -> None:
+        """Hook for checks that need the whole graph (stateful streams need a checkpoint dir)."""
+
+    def awaitTermination(self, timeout: float | None = None) -> None:
+        """Wait for the context to stop; raise the error of a failed batch job if one
+        happened (the context keeps running; later batches still produce output)."""
+        self._await(timeout)
+
+    def awaitTerminationOrTimeout(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; True if the context stopped."""
+        return self._await(timeout)
+
+    def _await(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                if self._state == STOPPED:
+                    return True
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._changed.wait(0.2 if remaining is None else min(remaining, 0.2))
+
+    def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
+        """Stop the streams; with ``stopGraceFully`` first process all received data."""
+        with self._stop_lock:
+            if self._state == ACTIVE:
+                if stopGraceFully:
+                    self._stop_gracefully()
+                else:
+                    self._generator.stop()
+                    self._receivers.stop()
+                self._runner.stop()
+                self._bus.stop()
+                self._restore_signal_handlers()
+            with StreamingContext._lock:
+                if StreamingContext._activeContext is self:
+                    StreamingContext._activeContext = None
+            with self._changed:
+                self._state = STOPPED
+                self._changed.notify_all()
+        if stopSparkContext:
+            self._sc.stop()
+        log.info("streaming stopped%s", " gracefully" if stopGraceFully else "")
+
+    def _stop_gracefully(self) -> None:
+        self._receivers.stop()  # the last buffered records become blocks now
+        flushed_at = self._clock.now_ms()
+        timeout_s = max(10.0, 10 * self._batch_ms / 1000.0)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            generated = self._generator.last_generated_ms
+            if generated is not None and generated >= flushed_at and \
+                    not self._receivers.blocks.has_unallocated():
+                break
+            time.sleep(0.01)
+        else:
+            log.warning("graceful stop: received data not claimed by a batch within %.0fs", timeout_s)
+        self._generator.stop()
+        if not self._runner.wait_idle(timeout_s):
+            log.warning("graceful stop: batches still running after %.0fs", timeout_s)
+
+    def _on_spark_context_stop(self) -> None:
+        if self._state == ACTIVE:
+            self.stop(stopSparkContext=False)
+
+    def _install_signal_handlers(self) -> None:
+        if not cfg.get_setting(self._conf, cfg.STREAMING_STOP_GRACEFULLY_ON_SHUTDOWN):
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_signal(signum, frame):
+            log.warning("signal %s: stopping the streaming context gracefully", signum)
+            threading.Thread(target=self.stop, kwargs={"stopSparkContext": True,
+                                                       "stopGraceFully": True},
+                             name="graceful-stop", daemon=True).start()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._old_signal_handlers[signum] = signal.signal(signum, on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, handler in self._old_signal_handlers.items():
+            signal.signal(signum, handler)
+        self._old_signal_handlers.clear()
+
+    # -- batches -------------------------------------------------------------------------------
+    def _generate_batch(self, time_ms: int) -> None:
+        receiver_ids = [op.stream_id for op in self._graph.input_ops() if isinstance(op, ReceiverInput)]
+        self._receivers.blocks.allocate(time_ms, receiver_ids)
+        info = BatchInfo(time_ms, now_ms())
+        try:
+            jobs = self._graph.generate_jobs(time_ms)
+        except Exception as exc:  # noqa: BLE001 - user code ran while building the batch
+            log.error("batch %s could not be generated: %s", time_ms, exc)
+            self._report_error(exc)
+            jobs = []
+        for op in self._graph.input_ops():
+            info.input_infos[op.stream_id] = StreamInputInfo(op.stream_id, op.num_records(time_ms))
+        for op, _ in jobs:
+            info.output_infos[op.output_id] = OutputOperationInfo(time_ms, op.output_id, op.name,
+                                                                  op.description)
+        self._runner.submit(Batch(info, [(op.output_id, job) for op, job in jobs]))
+        self._after_generate(time_ms)
+
+    def _after_generate(self, time_ms: int) -> None:
+        """Hook: the metadata checkpoint is written here when checkpointing is on."""
+
+    def _batch_done(self, batch: Batch) -> None:
+        self._graph.clear_old(batch.time_ms)
+
+    def _report_error(self, error: BaseException) -> None:
+        with self._changed:
+            self._error = error
+            self._changed.notify_all()
+
+    def _store_block(self, block: ReceivedBlock) -> None:
+        self._sc._runtime.store_input_block(block.block_id, block.data)
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _input(self, op) -> DStream:
+        stream = DStream(self, op)
+        self._graph.add_input(stream)
+        return stream
+
+    def queueStream(self, rdds: Iterable, oneAtATime: bool = True, default: Any = None) -> DStream:
+        """A stream of the queued RDDs (or lists), one per batch (or all at once)."""
+        self._check_can_define()
+        if default is not None and not isinstance(default, RDD):
+            default = self._sc.parallelize(default)
+        queue: collections.deque = collections.deque()
+        for item in rdds:
+            if isinstance(item, RDD):
+                queue.append((item, 0))
+            else:
+                data = list(item)
+                queue.append((self._sc.parallelize(data), len(data)))
+        return self._input(QueueInput(self._batch_ms, next(self._stream_ids), queue, oneAtATime,
+                                      default, self._sc.emptyRDD))
+
+    def textFileStream(self, directory: str) -> DStream:
+        """Lines of the text files that appear in ``directory`` after start."""
+        self._check_can_define()
+        return self._input(FileInput(self._batch_ms, next(self._stream_ids), directory,
+                                     self._sc.textFile, self._sc.emptyRDD))
+
+    def binaryRecordsStream(self, directory: str, recordLength: int) -> DStream:
+        """Fixed-length byte records of the files that appear in ``directory``."""
+        self._check_can_define()
+        if recordLength <= 0:
+            raise ValueError(f"recordLength must be positive, got {recordLength}")
+        return self._input(FileInput(self._batch_ms, next(self._stream_ids), directory,
+                                     lambda path: self._sc.binaryRecords(path, recordLength),
+                                     self._sc.emptyRDD))
+
+    def receiverStream(self, receiver: Receiver) -> DStream:
+        """A stream of what a custom ``Receiver`` stores."""
+        self._check_can_define()
+        if not isinstance(receiver, Receiver):
+            raise TypeError(f"receiverStream() needs a Receiver, got {type(receiver).__name__}")
+        stream_id = next(self._stream_ids)
+        self._receivers.add(receiver, stream_id)
+        runtime = self._sc._runtime
+        return self._input(ReceiverInput(self._batch_ms, stream_id, self._receivers.blocks,
+                                         self._sc._blocks_rdd, self._sc.emptyRDD,
+                                         runtime.drop_driver_blocks, type(receiver).__name__))
+
+    def socketTextStream(self, hostname: str, port: int,
+                         storageLevel: StorageLevel = StorageLevel.MEMORY_AND_DISK_2) -> DStream:
+        """Lines of UTF-8 text from a TCP server (reconnecting when it goes away)."""
+        return self.receiverStream(SocketTextReceiver(hostname, int(port), storageLevel))
+
+    # -- combining streams --------------------------------------------------------------------------
+    def union(self, *dstreams: DStream) -> DStream:
+        """All elements of several streams with the same slide duration."""
+        if not dstreams:
+            raise ValueError("should have at least one DStream to union")
+        if len(dstreams) == 1:
+            return dstreams[0]
+        sc = self._sc
+        return DStream(self, Transformed(list(dstreams), lambda t, *rdds: sc.union(list(rdds))))
+
+    def transform(self, dstreams: list[DStream], transformFunc: Callable) -> DStream:
+        """A stream of ``transformFunc(list_of_rdds)`` over several streams."""
+        return DStream(self, Transformed(list(dstreams), lambda t, *rdds: transformFunc(list(rdds))))
+
+    def remember(self, duration: float) -> None:
+        """Keep each stream's RDDs for at least ``duration`` seconds."""
+        self._graph.remember(duration_ms(duration, "remember duration"))
+
+    def checkpoint(self, directory: str) -> None:
+        """Checkpoint to ``directory``: needed by stateful operations."""
+        self._checkpoint_dir = directory
+        self._sc.setCheckpointDir(directory)
+
+    def addStreamingListener(self, streamingListener: StreamingListener) -> None:
+        self._bus.add(streamingListener)
+
+    @property
+    def completed_batches(self) -> list[BatchInfo]:
+        """Recently completed batches, oldest first (status pages, tests)."""
+        return list(self._runner.completed)
+
+
+def _call_setup(setupFunc: Callable[[], StreamingContext]) -> StreamingContext:
+    ssc = setupFunc()
+    if not isinstance(ssc, StreamingContext):
+        raise TypeError(f"setupFunc should return a StreamingContext, got {type(ssc).__name__}")
+    return ssc

@@ -1,0 +1,77 @@
+"""The DStream graph of one streaming context: its inputs and outputs.
+
+At start it fixes the zero time and tells every stream how long to remember
+its RDDs (outputs need one batch; windows and state need more of their
+parents). Each batch it asks every output for its job, in definition order,
+and after the batch it lets streams forget RDDs that fell out of memory.
+"""
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .base import DStream
+    from .inputs import InputOp
+    from .output import ForEach
+
+
+class DStreamGraph:
+    def __init__(self, batch_ms: int):
+        self.batch_ms = batch_ms
+        self.inputs: list["DStream"] = []
+        self.outputs: list["DStream"] = []
+        self.zero_ms: int | None = None
+        self.remember_ms: int | None = None
+        self._lock = threading.Lock()
+
+    def add_input(self, stream: "DStream") -> None:
+        with self._lock:
+            self.inputs.append(stream)
+
+    def add_output(self, stream: "DStream") -> None:
+        with self._lock:
+            stream._op.output_id = len(self.outputs)
+            self.outputs.append(stream)
+
+    def input_ops(self) -> list["InputOp"]:
+        return [s._op for s in self.inputs]
+
+    def output_ops(self) -> list["ForEach"]:
+        return [s._op for s in self.outputs]
+
+    def validate(self) -> None:
+        if not self.outputs:
+            raise ValueError("No output operations registered, so nothing to execute")
+        for stream in self.outputs:
+            slide = stream._slide_ms
+            if slide % self.batch_ms:
+                raise ValueError(f"{stream!r} slides every {slide} ms, not a multiple of the "
+                                 f"batch duration {self.batch_ms} ms")
+
+    def start(self, zero_ms: int) -> None:
+        self.validate()
+        self.zero_ms = zero_ms
+        for stream in self.outputs:
+            stream._initialize(zero_ms)
+        for stream in self.outputs:
+            stream._remember(self.remember_ms or 0)
+
+    def generate_jobs(self, time_ms: int) -> list[tuple["ForEach", Callable[[], None]]]:
+        """Each output's job for the batch at ``time_ms`` (outputs with no RDD skip)."""
+        jobs = []
+        for stream in self.outputs:
+            op = stream._op
+            if (time_ms - self.zero_ms) % stream._slide_ms:
+                continue
+            job = op.generate_job(time_ms)
+            if job is not None:
+                jobs.append((op, job))
+        return jobs
+
+    def clear_old(self, time_ms: int) -> None:
+        for stream in self.outputs:
+            stream._clear_old(time_ms)
+
+    def remember(self, duration_ms: int) -> None:
+        self.remember_ms = duration_ms

@@ -1,0 +1,158 @@
+"""Cutting received records into blocks, and tracking blocks until their batch.
+
+A ``BlockGenerator`` buffers what one receiver stores and cuts it into a
+block every block interval (and when stopped, so nothing is lost). Text from
+the socket receiver is kept as raw bytes: the driver never splits lines, the
+executors do. ``ReceivedBlockTracker`` holds each stream's blocks until a
+batch time claims them.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+from sluicegate.common.serializer import dump_lines, dump_records
+
+log = logging.getLogger("sluicegate.streaming.receiver")
+
+
+@dataclass(frozen=True)
+class ReceivedBlock:
+    block_id: str
+    stream_id: int
+    num_records: int
+    data: bytes
+
+
+class RateLimiter:
+    """At most ``rate`` records per second (0: unlimited); ``take`` blocks."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self._allowance = float(rate)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, count: int, stopped: Callable[[], bool]) -> None:
+        if self.rate <= 0:
+            return
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._allowance = min(float(self.rate), self._allowance + (now - self._last) * self.rate)
+                self._last = now
+                if self._allowance >= min(count, self.rate):
+                    self._allowance -= count
+                    return
+                wait_s = (min(count, self.rate) - self._allowance) / self.rate
+            if stopped():
+                return
+            time.sleep(min(wait_s, 0.1))
+
+
+class BlockGenerator:
+    """Buffers one receiver's data and emits a block every ``interval_s``."""
+
+    _ids = itertools.count(0)
+
+    def __init__(self, stream_id: int, interval_s: float, max_rate: int,
+                 on_block: Callable[[ReceivedBlock], None]):
+        self.stream_id = stream_id
+        self.interval_s = interval_s
+        self.on_block = on_block
+        self.limiter = RateLimiter(max_rate)
+        self._records: list = []
+        self._text = bytearray()
+        self._text_lines = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"block-generator-{stream_id}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add_records(self, records: list) -> None:
+        self.limiter.take(len(records), self._stop.is_set)
+        with self._lock:
+            self._records.extend(records)
+
+    def add_text(self, text: bytes, lines: int) -> None:
+        """Complete newline-terminated lines, as received."""
+        self.limiter.take(lines, self._stop.is_set)
+        with self._lock:
+            self._text += text
+            self._text_lines += lines
+
+    def _run(self) -> None:
+        next_cut = time.monotonic() + self.interval_s
+        while not self._stop.wait(max(0.0, next_cut - time.monotonic())):
+            next_cut += self.interval_s
+            self.cut()
+
+    def cut(self) -> None:
+        with self._lock:
+            records, self._records = self._records, []
+            text, self._text = self._text, bytearray()
+            lines, self._text_lines = self._text_lines, 0
+        if records:
+            self._emit(dump_records(records), len(records))
+        if text:
+            self._emit(dump_lines(bytes(text)), lines)
+
+    def _emit(self, data: bytes, count: int) -> None:
+        block = ReceivedBlock(f"input_{self.stream_id}_{next(self._ids)}", self.stream_id, count, data)
+        try:
+            self.on_block(block)
+        except Exception:  # noqa: BLE001 - losing the thread would lose all later data
+            log.exception("could not hand over block %s", block.block_id)
+
+    def stop(self) -> None:
+        """Stop cutting on a timer, after one last cut of what is buffered."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        self.cut()
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    block_id: str
+    num_records: int
+
+
+class ReceivedBlockTracker:
+    """Each stream's blocks not yet in a batch, and what each batch got."""
+
+    def __init__(self) -> None:
+        self._unallocated: dict[int, list[BlockInfo]] = defaultdict(list)
+        self._batches: dict[int, dict[int, list[BlockInfo]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, stream_id: int, info: BlockInfo) -> None:
+        with self._lock:
+            self._unallocated[stream_id].append(info)
+
+    def allocate(self, batch_ms: int, stream_ids: list[int]) -> None:
+        """Give every waiting block to the batch at ``batch_ms``."""
+        with self._lock:
+            if batch_ms in self._batches:
+                return
+            self._batches[batch_ms] = {s: self._unallocated.pop(s, []) for s in stream_ids}
+
+    def blocks_of(self, batch_ms: int, stream_id: int) -> list[BlockInfo]:
+        with self._lock:
+            return list(self._batches.get(batch_ms, {}).get(stream_id, []))
+
+    def has_unallocated(self) -> bool:
+        with self._lock:
+            return any(self._unallocated.values())
+
+    def forget_batch(self, batch_ms: int) -> None:
+        with self._lock:
+            self._batches.pop(batch_ms, None)
