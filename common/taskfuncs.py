@@ -45,6 +45,87 @@ def first_of_pair_arg(a, _b):
     return a
 
 
+def one_key(x):
+    return 1, x
+
+
+def one(_x):
+    return 1
+
+
+def sub(a, b):
+    return a - b
+
+
+def positive_value(kv) -> bool:
+    return kv[1] > 0
+
+
+def concat_lists(a: list, b: list) -> list:
+    # Never extend in place: ``a`` may be a cached window's live value.
+    return a + b
+
+
+def drop_prefix(a: list, b: list) -> list:
+    return a[len(b):]
+
+
+class InverseOrKeep:
+    """reduceByKeyAndWindow's subtraction over ``leftOuterJoin`` output."""
+
+    def __init__(self, inverse: Callable):
+        self.inverse = inverse
+
+    def __call__(self, values):
+        current, old = values
+        return self.inverse(current, old) if old is not None else current
+
+
+class UpdateFromValues:
+    """updateStateByKey on a key with no previous state: ``f(new_values, None)``."""
+
+    def __init__(self, update: Callable):
+        self.update = update
+
+    def __call__(self, values):
+        return self.update(list(values), None)
+
+
+class UpdateFromCogroup:
+    """updateStateByKey over ``cogroup(state, new)``: ``f(new_values, last_state)``."""
+
+    def __init__(self, update: Callable):
+        self.update = update
+
+    def __call__(self, groups):
+        states, values = groups
+        last = states.data[0] if len(states) else None
+        return self.update(list(values), last)
+
+
+def value_not_none(kv) -> bool:
+    return kv[1] is not None
+
+
+def mapped_records(record) -> list:
+    return record.mapped
+
+
+def state_snapshot(record):
+    return record.state_map.items()
+
+
+class WithTime:
+    """A 4-argument mapWithState function ``f(time, key, value, state)`` as a 3-argument one."""
+
+    def __init__(self, fn: Callable, time):
+        self.fn = fn
+        self.time = time
+
+    def __call__(self, key, value, state):
+        return self.fn(self.time, key, value, state)
+
+
 def none_key(x):
     return None, x
 

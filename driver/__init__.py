@@ -15,6 +15,7 @@ from .context.conf import SparkConf
 from .context.spark_context import SparkContext
 from .context.streaming_context import StreamingContext
 from .dstream.base import DStream
+from .dstream.stateful import StateSpec
 from .receivers.receiver import Receiver
 from .scheduler.clock import ManualClock
 from .scheduler.streaming_listener import BatchInfo, StreamingListener
@@ -25,5 +26,5 @@ from .scheduler.jobs import JobFailedError
 __all__ = [
     "Accumulator", "AccumulatorParam", "BatchInfo", "Broadcast", "DStream", "JobFailedError",
     "ManualClock", "Partitioner", "RDD", "Receiver", "ResultIterable", "SparkConf", "SparkContext",
-    "StorageLevel", "StreamingContext", "StreamingListener", "TaskContext", "portable_hash",
+    "StateSpec", "StorageLevel", "StreamingContext", "StreamingListener", "TaskContext", "portable_hash",
 ]

@@ -178,6 +178,20 @@ class PersistNode(PlanNode):
     child: PlanNode
 
 
+@wire_record(132)
+class MapWithStateNode(PlanNode):
+    """One batch of mapWithState for one partition: ``previous`` is the last
+    state record (or, with ``previous_is_state`` false, initial pairs) and
+    ``data`` this batch's pairs, both partitioned alike. Yields one StateRecord."""
+    fn: int
+    time_ms: int
+    timeout_ms: int | None
+    keep_versions: int
+    previous_is_state: bool
+    previous: PlanNode
+    data: PlanNode
+
+
 # -- sinks ---------------------------------------------------------------------
 
 @wire_record(150)

@@ -16,6 +16,7 @@ import pickle
 import re
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -102,7 +103,8 @@ class SparkContext:
             if override:
                 self._conf.setMaster(override)
             if not self._conf.contains(cfg.MASTER):
-                raise RuntimeError("A master URL must be set in your configuration")
+                # As a pip-installed PySpark does (spark-submit's default).
+                self._conf.setMaster("local[*]")
             if not self._conf.contains(cfg.APP_NAME):
                 raise RuntimeError("An application name must be set in your configuration")
             self.master = self._conf.get(cfg.MASTER)
@@ -322,7 +324,9 @@ class SparkContext:
     # -- checkpoints -----------------------------------------------------------------------
     def setCheckpointDir(self, dirName: str) -> None:
         """Directory for RDD checkpoints (created if missing)."""
-        path = Path(str(dirName).removeprefix("file:")).absolute()
+        # One subdirectory per application (Spark's layout), so a restarted
+        # driver's rdd-N directories never meet the old run's.
+        path = Path(str(dirName).removeprefix("file:")).absolute() / uuid.uuid4().hex
         path.mkdir(parents=True, exist_ok=True)
         self._checkpoint_dir = str(path)
 

@@ -11,17 +11,24 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable
+
+import cloudpickle
 
 from sluicegate.common import config as cfg
 from sluicegate.common.storagelevel import StorageLevel
 
-from ..dstream.base import DStream, Transformed, duration_ms
+from ..checkpoint import metadata
+from ..checkpoint.wal import ReceivedBlockLog
+from ..dstream.base import DStream
 from ..dstream.graph import DStreamGraph
-from ..dstream.inputs import FileInput, QueueInput, ReceiverInput
+from ..dstream.inputs import CheckpointUnsupported, FileInput, QueueInput, ReceiverInput
+from ..dstream.ops import Transformed, duration_ms
 from ..rdd.base import RDD
 from ..receivers.blocks import ReceivedBlock
 from ..receivers.receiver import Receiver
@@ -33,7 +40,8 @@ from ..scheduler.job_generator import JobGenerator, first_batch_time
 from ..scheduler.streaming_listener import (
     BatchInfo, OutputOperationInfo, StreamInputInfo, StreamingListener, StreamingListenerBus,
     StreamingListenerStreamingStarted)
-from .spark_context import SparkContext
+from .conf import SparkConf
+from .spark_context import VERSION, SparkContext
 
 log = logging.getLogger("sluicegate.streaming")
 
@@ -63,7 +71,7 @@ class StreamingContext:
         self._conf = conf
         self._bus = StreamingListenerBus()
         self._receivers = ReceiverTracker(
-            self._store_block, self._bus,
+            self._store_block, sparkContext._runtime.drop_driver_blocks, self._bus,
             block_interval_s=cfg.get_setting(conf, cfg.STREAMING_BLOCK_INTERVAL),
             max_rate=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_MAX_RATE),
             restart_delay_s=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_RESTART_DELAY))
@@ -74,6 +82,11 @@ class StreamingContext:
         self._error: BaseException | None = None
         self._changed = threading.Condition()
         self._checkpoint_dir: str | None = None
+        self._metadata_checkpoints = False
+        self._fingerprint = ""
+        self._recovered: metadata.StreamingCheckpoint | None = None
+        self._pending: set[int] = set()
+        self._graph_lock = threading.RLock()  # generation, cleanup and checkpoints take turns
         self._old_signal_handlers: dict[int, Any] = {}
         self._stop_lock = threading.Lock()
         sparkContext._stop_hooks.append(self._on_spark_context_stop)
@@ -111,6 +124,50 @@ class StreamingContext:
                 return cls.getOrCreate(checkpointPath, setupFunc)
             return _call_setup(setupFunc)
 
+    @classmethod
+    def getOrCreate(cls, checkpointPath: str,
+                    setupFunc: Callable[[], "StreamingContext"]) -> "StreamingContext":
+        """Recover the context from the newest checkpoint in ``checkpointPath``, or, if
+        there is none, build it with ``setupFunc()``.
+
+        A recovered context has the checkpointed graph, state and input positions;
+        on ``start()`` it first re-runs the batches that were pending (and those
+        its downtime skipped), then goes on. A checkpoint written by another
+        sluicegate version or by a changed ``setupFunc`` is refused.
+        """
+        stamp = metadata.fingerprint(setupFunc)
+        checkpoint = metadata.read_latest(checkpointPath, stamp)
+        if checkpoint is None:
+            ssc = _call_setup(setupFunc)
+            ssc._fingerprint = stamp
+            return ssc
+        sc = SparkContext._active_spark_context
+        if sc is None:
+            sc = SparkContext(conf=SparkConf(loadDefaults=False).setAll(checkpoint.conf.items()))
+        log.warning("recovering streaming context from the checkpoint of batch %s in %s",
+                    checkpoint.time_ms, checkpointPath)
+        return cls._restore(sc, checkpoint, checkpointPath, stamp)
+
+    @classmethod
+    def _restore(cls, sc: SparkContext, checkpoint: "metadata.StreamingCheckpoint",
+                 directory: str, stamp: str) -> "StreamingContext":
+        ssc = cls(sc, checkpoint.batch_ms / 1000.0)
+        ssc._fingerprint = stamp
+        ssc._graph = checkpoint.graph
+        for stream in {id(s): s for s in ssc._graph.all_streams() + ssc._graph.inputs}.values():
+            stream._attach(ssc)
+        ssc.checkpoint(directory)
+        stream_ids = [-1]
+        for op in ssc._graph.input_ops():
+            stream_ids.append(op.stream_id)
+            if isinstance(op, ReceiverInput):
+                ssc._receivers.add(op.receiver, op.stream_id)
+        ssc._stream_ids = itertools.count(max(stream_ids) + 1)
+        ssc._receivers.blocks.restore(checkpoint.received_batches, checkpoint.received_unallocated,
+                                      checkpoint.received_metadata)
+        ssc._recovered = checkpoint
+        return ssc
+
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start receiving data and running batches."""
@@ -124,11 +181,23 @@ class StreamingContext:
             self._graph.validate()
             self._before_start()
             first = first_batch_time(self._clock.now_ms(), self._batch_ms)
-            self._graph.start(first - self._batch_ms)
-            for op in self._graph.input_ops():
-                op.start()
+            rerun: list[int] = []
+            if self._recovered is not None:
+                checkpoint = self._recovered
+                self._graph.start(checkpoint.zero_ms)
+                restored = self._receivers.reload_from_log(self._store_block)
+                downtime = range(checkpoint.time_ms + self._batch_ms, first, self._batch_ms)
+                rerun = sorted({t for t in checkpoint.pending_ms if t < first} | set(downtime))
+                log.warning("recovery: %d blocks back from the write-ahead log; re-running %d "
+                            "batches", restored, len(rerun))
+            else:
+                self._graph.start(first - self._batch_ms)
+                for stream in self._graph.inputs:
+                    stream._op.start(stream)
             self._bus.start()
             self._runner.start()
+            for time_ms in rerun:
+                self._generate_batch(time_ms)
             self._receivers.start()
             self._generator.start(first)
             self._state = ACTIVE
@@ -138,7 +207,33 @@ class StreamingContext:
         log.info("streaming started: batches every %d ms from %d", self._batch_ms, first)
 
     def _before_start(self) -> None:
-        """Hook for checks that need the whole graph (stateful streams need a checkpoint dir)."""
+        streams = self._graph.all_streams()
+        if self._checkpoint_dir is None and any(s._must_checkpoint for s in streams):
+            raise ValueError("The checkpoint directory has not been set. Please set it by "
+                             "StreamingContext.checkpoint(): updateStateByKey, mapWithState and "
+                             "reduceByKeyAndWindow with an inverse function need one.")
+        wal = cfg.get_setting(self._conf, cfg.STREAMING_WAL_ENABLE)
+        if wal and self._checkpoint_dir is None:
+            raise ValueError("Cannot enable the receiver write-ahead log without a checkpoint "
+                             "directory: call StreamingContext.checkpoint(directory)")
+        if self._checkpoint_dir is None:
+            return
+        if wal:
+            self._receivers.wal = ReceivedBlockLog(self._checkpoint_dir)
+        for stream in streams:  # initial states must be files a checkpoint can point at
+            initial = getattr(stream._op, "initial", None)
+            if isinstance(initial, RDD) and not initial.isCheckpointed():
+                initial.checkpoint()
+                initial.count()
+        try:
+            cloudpickle.dumps(self._checkpoint_record(0))
+            self._metadata_checkpoints = True
+        except CheckpointUnsupported as exc:
+            log.warning("metadata checkpointing is off, so getOrCreate cannot recover this "
+                        "context: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - name what cannot be serialized
+            raise ValueError("DStream checkpointing has been enabled but the DStreams with their "
+                             f"functions are not serializable: {type(exc).__name__}: {exc}") from exc
 
     def awaitTermination(self, timeout: float | None = None) -> None:
         """Wait for the context to stop; raise the error of a failed batch job if one
@@ -230,28 +325,53 @@ class StreamingContext:
 
     # -- batches -------------------------------------------------------------------------------
     def _generate_batch(self, time_ms: int) -> None:
-        receiver_ids = [op.stream_id for op in self._graph.input_ops() if isinstance(op, ReceiverInput)]
-        self._receivers.blocks.allocate(time_ms, receiver_ids)
-        info = BatchInfo(time_ms, now_ms())
-        try:
-            jobs = self._graph.generate_jobs(time_ms)
-        except Exception as exc:  # noqa: BLE001 - user code ran while building the batch
-            log.error("batch %s could not be generated: %s", time_ms, exc)
-            self._report_error(exc)
-            jobs = []
-        for op in self._graph.input_ops():
-            info.input_infos[op.stream_id] = StreamInputInfo(op.stream_id, op.num_records(time_ms))
-        for op, _ in jobs:
-            info.output_infos[op.output_id] = OutputOperationInfo(time_ms, op.output_id, op.name,
-                                                                  op.description)
+        with self._graph_lock:
+            receiver_ids = [op.stream_id for op in self._graph.input_ops()
+                            if isinstance(op, ReceiverInput)]
+            self._receivers.blocks.allocate(time_ms, receiver_ids)
+            try:
+                jobs = self._graph.generate_jobs(time_ms)
+            except Exception as exc:  # noqa: BLE001 - user code ran while building the batch
+                log.error("batch %s could not be generated: %s", time_ms, exc)
+                self._report_error(exc)
+                jobs = []
+            info = BatchInfo(time_ms, now_ms())  # submitted once its jobs exist, as in Spark
+            for op in self._graph.input_ops():
+                info.input_infos[op.stream_id] = StreamInputInfo(op.stream_id, op.num_records(time_ms))
+            for op, _ in jobs:
+                info.output_infos[op.output_id] = OutputOperationInfo(time_ms, op.output_id, op.name,
+                                                                      op.description)
+            self._pending.add(time_ms)
+            self._write_checkpoint(time_ms)
         self._runner.submit(Batch(info, [(op.output_id, job) for op, job in jobs]))
-        self._after_generate(time_ms)
-
-    def _after_generate(self, time_ms: int) -> None:
-        """Hook: the metadata checkpoint is written here when checkpointing is on."""
 
     def _batch_done(self, batch: Batch) -> None:
-        self._graph.clear_old(batch.time_ms)
+        with self._graph_lock:
+            self._graph.clear_old(batch.time_ms)
+            stale: list[str] = []
+            for stream in self._graph.all_streams():
+                stale.extend(stream._note_checkpoints())
+            self._pending.discard(batch.time_ms)
+            self._write_checkpoint(self._generator.last_generated_ms or batch.time_ms)
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+
+    # -- metadata checkpoints ---------------------------------------------------------------------
+    def _checkpoint_record(self, time_ms: int) -> "metadata.StreamingCheckpoint":
+        batches, unallocated, last_metadata = self._receivers.blocks.snapshot()
+        conf = {k: v for k, v in self._conf.items() if "secret" not in k.lower()}
+        return metadata.StreamingCheckpoint(
+            VERSION, self._fingerprint, self._sc.appName, conf, self._batch_ms,
+            self._graph.zero_ms or 0, time_ms, sorted(self._pending), self._graph, batches,
+            unallocated, last_metadata, str(self._checkpoint_dir), self._receivers.wal is not None)
+
+    def _write_checkpoint(self, time_ms: int) -> None:
+        if not self._metadata_checkpoints:
+            return
+        try:
+            metadata.write(self._checkpoint_dir, self._checkpoint_record(time_ms))
+        except Exception:  # noqa: BLE001 - a failed checkpoint must not stop the stream
+            log.exception("could not write the metadata checkpoint for batch %s", time_ms)
 
     def _report_error(self, error: BaseException) -> None:
         with self._changed:
@@ -280,13 +400,12 @@ class StreamingContext:
                 data = list(item)
                 queue.append((self._sc.parallelize(data), len(data)))
         return self._input(QueueInput(self._batch_ms, next(self._stream_ids), queue, oneAtATime,
-                                      default, self._sc.emptyRDD))
+                                      default))
 
     def textFileStream(self, directory: str) -> DStream:
         """Lines of the text files that appear in ``directory`` after start."""
         self._check_can_define()
-        return self._input(FileInput(self._batch_ms, next(self._stream_ids), directory,
-                                     self._sc.textFile, self._sc.emptyRDD))
+        return self._input(FileInput(self._batch_ms, next(self._stream_ids), directory, None))
 
     def binaryRecordsStream(self, directory: str, recordLength: int) -> DStream:
         """Fixed-length byte records of the files that appear in ``directory``."""
@@ -294,8 +413,7 @@ class StreamingContext:
         if recordLength <= 0:
             raise ValueError(f"recordLength must be positive, got {recordLength}")
         return self._input(FileInput(self._batch_ms, next(self._stream_ids), directory,
-                                     lambda path: self._sc.binaryRecords(path, recordLength),
-                                     self._sc.emptyRDD))
+                                     recordLength))
 
     def receiverStream(self, receiver: Receiver) -> DStream:
         """A stream of what a custom ``Receiver`` stores."""
@@ -304,10 +422,7 @@ class StreamingContext:
             raise TypeError(f"receiverStream() needs a Receiver, got {type(receiver).__name__}")
         stream_id = next(self._stream_ids)
         self._receivers.add(receiver, stream_id)
-        runtime = self._sc._runtime
-        return self._input(ReceiverInput(self._batch_ms, stream_id, self._receivers.blocks,
-                                         self._sc._blocks_rdd, self._sc.emptyRDD,
-                                         runtime.drop_driver_blocks, type(receiver).__name__))
+        return self._input(ReceiverInput(self._batch_ms, stream_id, receiver))
 
     def socketTextStream(self, hostname: str, port: int,
                          storageLevel: StorageLevel = StorageLevel.MEMORY_AND_DISK_2) -> DStream:
@@ -321,8 +436,7 @@ class StreamingContext:
             raise ValueError("should have at least one DStream to union")
         if len(dstreams) == 1:
             return dstreams[0]
-        sc = self._sc
-        return DStream(self, Transformed(list(dstreams), lambda t, *rdds: sc.union(list(rdds))))
+        return DStream(self, Transformed(list(dstreams), _union_rdds))
 
     def transform(self, dstreams: list[DStream], transformFunc: Callable) -> DStream:
         """A stream of ``transformFunc(list_of_rdds)`` over several streams."""
@@ -333,9 +447,10 @@ class StreamingContext:
         self._graph.remember(duration_ms(duration, "remember duration"))
 
     def checkpoint(self, directory: str) -> None:
-        """Checkpoint to ``directory``: needed by stateful operations."""
-        self._checkpoint_dir = directory
-        self._sc.setCheckpointDir(directory)
+        """Checkpoint to ``directory``: the metadata for ``getOrCreate`` recovery,
+        stateful streams' state, and (if enabled) the receivers' write-ahead log."""
+        self._checkpoint_dir = str(Path(directory).absolute())
+        self._sc.setCheckpointDir(self._checkpoint_dir)
 
     def addStreamingListener(self, streamingListener: StreamingListener) -> None:
         self._bus.add(streamingListener)
@@ -344,6 +459,10 @@ class StreamingContext:
     def completed_batches(self) -> list[BatchInfo]:
         """Recently completed batches, oldest first (status pages, tests)."""
         return list(self._runner.completed)
+
+
+def _union_rdds(time, *rdds):
+    return rdds[0].context.union(list(rdds))
 
 
 def _call_setup(setupFunc: Callable[[], StreamingContext]) -> StreamingContext:

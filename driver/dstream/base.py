@@ -11,83 +11,25 @@ Times are integer epoch milliseconds inside; users see ``datetime``.
 """
 from __future__ import annotations
 
-import datetime
 import threading
 from typing import TYPE_CHECKING, Callable
 
 from sluicegate.common.storagelevel import StorageLevel
 
+from ..checkpoint.rdd_ref import CheckpointedRDD
 from ..rdd.base import RDD
+from .ops import StreamOp, Transformed, duration_ms, to_datetime, to_ms
 from .output import Outputs
 from .pairs import PairOperations
+from .stateful import StatefulOperations
 from .stateless import StatelessOperations
+from .windows import WindowOperations
 
 if TYPE_CHECKING:
     from ..context.streaming_context import StreamingContext
 
 
-class StreamOp:
-    """How one kind of DStream makes a batch's RDD."""
-
-    parents: list["DStream"] = []
-
-    def slide_ms(self) -> int:
-        return self.parents[0]._slide_ms
-
-    def compute(self, stream: "DStream", time_ms: int) -> RDD | None:
-        raise NotImplementedError
-
-    def parent_remember_ms(self, remember_ms: int) -> int:
-        """How long parents must keep RDDs when this stream keeps ``remember_ms``."""
-        return remember_ms
-
-    def describe(self) -> str:
-        return type(self).__name__
-
-
-class Transformed(StreamOp):
-    """``func(time, rdd_of_parent_0, rdd_of_parent_1, ...)`` every batch."""
-
-    def __init__(self, parents: list["DStream"], func: Callable):
-        self.parents = parents
-        self.func = func
-        slides = {p._slide_ms for p in parents}
-        if len(slides) > 1:
-            raise ValueError("the two DStream should have same slide duration")
-
-    def compute(self, stream, time_ms):
-        rdds = [p._get_or_compute(time_ms) for p in self.parents]
-        if any(r is None for r in rdds):
-            return None
-        result = self.func(to_datetime(time_ms), *rdds)
-        if result is not None and not isinstance(result, RDD):
-            raise TypeError(f"a DStream transform function must return an RDD, "
-                            f"got {type(result).__name__}")
-        return result
-
-
-def to_datetime(time_ms: int) -> datetime.datetime:
-    """A batch time as PySpark shows it: local time from epoch milliseconds."""
-    return datetime.datetime.fromtimestamp(time_ms / 1000.0)
-
-
-def to_ms(value) -> int:
-    """A datetime or epoch seconds as epoch milliseconds."""
-    if isinstance(value, datetime.datetime):
-        return int(round(value.timestamp() * 1000))
-    return int(round(float(value) * 1000))
-
-
-def duration_ms(seconds, what: str) -> int:
-    if seconds is None:
-        raise ValueError(f"{what} must be given")
-    ms = int(round(float(seconds) * 1000))
-    if ms <= 0:
-        raise ValueError(f"{what} must be positive, got {seconds}s")
-    return ms
-
-
-class DStream(StatelessOperations, PairOperations, Outputs):
+class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOperations, Outputs):
     """A Discretized Stream (PySpark's ``DStream``): a continuous sequence of
     RDDs of the same type, one per batch interval."""
 
@@ -103,10 +45,50 @@ class DStream(StatelessOperations, PairOperations, Outputs):
         self._remember_ms = 0
         self._zero_ms: int | None = None
         self._lock = threading.RLock()
+        self._checkpointed: dict[int, CheckpointedRDD] = {}  # newest state checkpoints
+
+    # -- checkpointing the graph -----------------------------------------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for transient in ("_ssc", "_sc", "_generated", "_lock"):
+            state.pop(transient, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._generated = {}
+        self._lock = threading.RLock()
+
+    def _attach(self, ssc: "StreamingContext") -> None:
+        """After recovery: belong to ``ssc`` and take back the checkpointed state."""
+        self._ssc = ssc
+        self._sc = ssc.sparkContext
+        for time_ms, ref in self._checkpointed.items():
+            rdd = ref.restore(self._sc)
+            if self._storage_level is not None:
+                rdd.persist(self._storage_level)
+            self._generated[time_ms] = rdd
+
+    def _note_checkpoints(self) -> list[str]:
+        """Record RDDs checkpointed since; return state directories now superseded."""
+        with self._lock:
+            done = {t: r for t, r in self._generated.items()
+                    if r is not None and r.isCheckpointed() and t not in self._checkpointed}
+            if not done:
+                return []
+            for t, rdd in done.items():
+                self._checkpointed[t] = CheckpointedRDD.of(rdd)
+            newest = sorted(self._checkpointed)
+            stale = newest[:-2]  # keep two: the newest metadata may be unreadable
+            return [self._checkpointed.pop(t).path for t in stale]
 
     def _derive(self, func: Callable, *others: "DStream") -> "DStream":
         """A stream whose batch RDD is ``func(time, rdd, other_rdds...)``."""
         return DStream(self._ssc, Transformed([self, *others], func))
+
+    def _stream(self, op: StreamOp) -> "DStream":
+        """A new stream in this context, made by ``op``."""
+        return DStream(self._ssc, op)
 
     # -- structure ------------------------------------------------------------------
     def context(self) -> "StreamingContext":
@@ -176,7 +158,7 @@ class DStream(StatelessOperations, PairOperations, Outputs):
                     rdd.unpersist()
                 forget = getattr(self._op, "forget", None)
                 if forget is not None:
-                    forget(t, rdd)
+                    forget(self, t, rdd)
         for parent in self._parents:
             parent._clear_old(time_ms)
 
@@ -191,6 +173,12 @@ class DStream(StatelessOperations, PairOperations, Outputs):
 
     def persist(self, storageLevel: StorageLevel) -> "DStream":
         self._storage_level = storageLevel
+        return self
+
+    def persist_default(self) -> "DStream":
+        """Cache in memory unless the user chose a level (windows and state need it)."""
+        if self._storage_level is None:
+            self._storage_level = StorageLevel.MEMORY_ONLY
         return self
 
     def checkpoint(self, interval) -> "DStream":

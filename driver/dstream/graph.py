@@ -25,6 +25,15 @@ class DStreamGraph:
         self.remember_ms: int | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lock")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def add_input(self, stream: "DStream") -> None:
         with self._lock:
             self.inputs.append(stream)
@@ -39,6 +48,17 @@ class DStreamGraph:
 
     def output_ops(self) -> list["ForEach"]:
         return [s._op for s in self.outputs]
+
+    def all_streams(self) -> list["DStream"]:
+        """Every stream the outputs depend on, each once."""
+        seen: dict[int, "DStream"] = {}
+        stack = list(self.outputs)
+        while stack:
+            stream = stack.pop()
+            if id(stream) not in seen:
+                seen[id(stream)] = stream
+                stack.extend(stream._parents)
+        return list(seen.values())
 
     def validate(self) -> None:
         if not self.outputs:

@@ -7,20 +7,29 @@
   is never read half-written; names starting with ``.`` or ``_`` are ignored.
 * ``ReceiverInput`` -- socketTextStream / receiverStream: the blocks its
   receiver produced before the batch time.
+
+Operators reach the context through the stream at compute time and hold no
+SparkContext or RDD themselves, so the graph can be checkpointed; what they
+remember per batch (files chosen, blocks claimed) is their input position
+and is restored on recovery, so a re-run batch reads exactly what it read.
 """
 from __future__ import annotations
 
 import collections
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from .base import StreamOp
+from .ops import StreamOp
 
 if TYPE_CHECKING:
     from ..rdd.base import RDD
-    from ..receivers.blocks import ReceivedBlockTracker
+    from ..receivers.receiver import Receiver
     from .base import DStream
+
+
+class CheckpointUnsupported(Exception):
+    """This input cannot be saved in a metadata checkpoint."""
 
 
 class InputOp(StreamOp):
@@ -35,24 +44,23 @@ class InputOp(StreamOp):
     def slide_ms(self) -> int:
         return self.batch_ms
 
-    def start(self) -> None:
-        """Called when the context starts."""
+    def start(self, stream: "DStream") -> None:
+        """Called when the context starts (not again after recovery)."""
 
     def num_records(self, time_ms: int) -> int:
         return self.records_by_batch.get(time_ms, 0)
 
-    def forget(self, time_ms: int, rdd) -> None:
+    def forget(self, stream: "DStream", time_ms: int, rdd) -> None:
         self.records_by_batch.pop(time_ms, None)
 
 
 class QueueInput(InputOp):
     def __init__(self, batch_ms: int, stream_id: int, queue: collections.deque,
-                 one_at_a_time: bool, default: "RDD | None", empty: Callable[[], "RDD"]):
+                 one_at_a_time: bool, default: "RDD | None"):
         super().__init__(batch_ms, stream_id)
         self.queue = queue
         self.one_at_a_time = one_at_a_time
         self.default = default
-        self.empty = empty
 
     def compute(self, stream: "DStream", time_ms: int):
         if self.queue:
@@ -67,24 +75,27 @@ class QueueInput(InputOp):
             return rdd
         if self.default is not None:
             return self.default
-        return self.empty()
+        return stream._sc.emptyRDD()
+
+    def __getstate__(self):
+        raise CheckpointUnsupported("queueStream doesn't support checkpointing: its queued RDDs "
+                                    "live only in this driver. Use a file or receiver source to "
+                                    "recover with getOrCreate.")
 
     def describe(self) -> str:
         return f"QueueInputDStream[{self.stream_id}]"
 
 
 class FileInput(InputOp):
-    def __init__(self, batch_ms: int, stream_id: int, directory: str,
-                 read: Callable[[str], "RDD"], empty: Callable[[], "RDD"]):
+    def __init__(self, batch_ms: int, stream_id: int, directory: str, record_length: int | None):
         super().__init__(batch_ms, stream_id)
         self.directory = Path(directory)
-        self.read = read
-        self.empty = empty
+        self.record_length = record_length
         self.seen: set[str] = set()
         self.candidates: dict[str, tuple[int, int]] = {}
         self.files_by_batch: dict[int, list[str]] = {}
 
-    def start(self) -> None:
+    def start(self, stream: "DStream") -> None:
         if not self.directory.is_dir():
             raise FileNotFoundError(f"textFileStream directory does not exist: {self.directory}")
         # Files present at start are old news (Spark's newFilesOnly).
@@ -107,11 +118,15 @@ class FileInput(InputOp):
                 continue
         return found
 
-    def compute(self, stream: "DStream", time_ms: int):
+    def _select(self, time_ms: int) -> list[str]:
+        if time_ms in self.files_by_batch:  # a batch re-run after recovery
+            return self.files_by_batch[time_ms]
         ready = []
         current: dict[str, tuple[int, int]] = {}
+        present = set()
         for path, signature in self._listing():
             name = str(path)
+            present.add(name)
             if name in self.seen:
                 continue
             if self.candidates.get(name) == signature:
@@ -120,15 +135,24 @@ class FileInput(InputOp):
             else:
                 current[name] = signature
         self.candidates = current
+        self.seen &= present | set(ready)  # forget files that are gone: bounded memory
         ready.sort()
         self.files_by_batch[time_ms] = ready
-        if not ready:
-            return self.empty()
-        rdds = [self.read(name) for name in ready]
-        return rdds[0] if len(rdds) == 1 else stream._sc.union(rdds)
+        return ready
 
-    def forget(self, time_ms: int, rdd) -> None:
-        super().forget(time_ms, rdd)
+    def compute(self, stream: "DStream", time_ms: int):
+        sc = stream._sc
+        files = self._select(time_ms)
+        if not files:
+            return sc.emptyRDD()
+        if self.record_length is None:
+            rdds = [sc.textFile(name) for name in files]
+        else:
+            rdds = [sc.binaryRecords(name, self.record_length) for name in files]
+        return rdds[0] if len(rdds) == 1 else sc.union(rdds)
+
+    def forget(self, stream: "DStream", time_ms: int, rdd) -> None:
+        super().forget(stream, time_ms, rdd)
         self.files_by_batch.pop(time_ms, None)
 
     def describe(self) -> str:
@@ -136,30 +160,22 @@ class FileInput(InputOp):
 
 
 class ReceiverInput(InputOp):
-    def __init__(self, batch_ms: int, stream_id: int, tracker: "ReceivedBlockTracker",
-                 blocks_rdd: Callable[[list[str]], "RDD"], empty: Callable[[], "RDD"],
-                 drop_blocks: Callable[[list[str]], None], name: str):
+    def __init__(self, batch_ms: int, stream_id: int, receiver: "Receiver"):
         super().__init__(batch_ms, stream_id)
-        self.tracker = tracker
-        self.blocks_rdd = blocks_rdd
-        self.empty = empty
-        self.drop_blocks = drop_blocks
-        self.name = name
+        self.receiver = receiver
         self.block_ids_by_batch: dict[int, list[str]] = {}
 
     def compute(self, stream: "DStream", time_ms: int):
-        infos = self.tracker.blocks_of(time_ms, self.stream_id)
+        infos = stream._ssc._receivers.blocks.blocks_of(time_ms, self.stream_id)
         self.records_by_batch[time_ms] = sum(i.num_records for i in infos)
         ids = [i.block_id for i in infos]
         self.block_ids_by_batch[time_ms] = ids
-        return self.blocks_rdd(ids) if ids else self.empty()
+        return stream._sc._blocks_rdd(ids) if ids else stream._sc.emptyRDD()
 
-    def forget(self, time_ms: int, rdd) -> None:
-        super().forget(time_ms, rdd)
-        self.tracker.forget_batch(time_ms)
-        ids = self.block_ids_by_batch.pop(time_ms, [])
-        if ids:
-            self.drop_blocks(ids)
+    def forget(self, stream: "DStream", time_ms: int, rdd) -> None:
+        super().forget(stream, time_ms, rdd)
+        stream._ssc._receivers.forget_batch(time_ms, self.stream_id)
+        self.block_ids_by_batch.pop(time_ms, None)
 
     def describe(self) -> str:
-        return f"ReceiverInputDStream[{self.stream_id}: {self.name}]"
+        return f"ReceiverInputDStream[{self.stream_id}: {type(self.receiver).__name__}]"

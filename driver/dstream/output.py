@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..rdd.actions import save_text_atomically
+from .ops import to_datetime, to_ms
 
 if TYPE_CHECKING:
     from ..rdd.base import RDD
@@ -41,8 +42,6 @@ class ForEach:
 
     def generate_job(self, time_ms: int) -> Callable[[], None] | None:
         """The job for ``time_ms``: builds the RDD now, runs the action later."""
-        from .base import to_datetime
-
         rdd = self.parents[0]._get_or_compute(time_ms)
         if rdd is None:
             return None
@@ -65,10 +64,7 @@ def batch_path(prefix: str, suffix: str | None, time_ms: int) -> str:
 
 class Outputs:
     def _output(self: "DStream", func: Callable, name: str) -> None:
-        from .base import DStream
-
-        op = ForEach(self, func, name, _callsite(name))
-        stream = DStream(self._ssc, op)
+        stream = self._stream(ForEach(self, func, name, _callsite(name)))
         self._ssc._graph.add_output(stream)
 
     def foreachRDD(self: "DStream", func: Callable) -> None:
@@ -96,8 +92,6 @@ class Outputs:
         """Save each batch as text in ``prefix-<batch ms>[.suffix]``, atomically:
         a batch's directory appears complete (with ``_SUCCESS``) or not at all, and a
         replayed batch replaces it rather than duplicating it."""
-        from .base import to_ms
-
         def save(time, rdd: "RDD") -> None:
             path = batch_path(prefix, suffix, to_ms(time))
             save_text_atomically(rdd, Path(path), replace=True)

@@ -110,8 +110,9 @@ class RDD(Transformations, Actions, PairFunctions):
     def _plan(self, split: int) -> p.PlanNode:
         """Partition ``split`` as a plan tree: from the checkpoint, the cache, or lineage."""
         if self._checkpoint_path:
-            return p.CheckpointSource(f"{self._checkpoint_path}/part-{split:05d}")
-        node = self._lineage.plan(split, self.ctx._closures)
+            node = p.CheckpointSource(f"{self._checkpoint_path}/part-{split:05d}")
+        else:
+            node = self._lineage.plan(split, self.ctx._closures)
         if self.is_cached:
             return p.PersistNode(rdd_block_id(self._id, split), self._storage_level.to_wire(), node)
         return node

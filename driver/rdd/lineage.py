@@ -405,3 +405,48 @@ def expand_paths(path: str) -> list[str]:
             else:
                 found.append(match)
     return found
+
+
+class MapWithStateBatch(Lineage):
+    """One batch of mapWithState: each partition's previous state plus this
+    batch's co-partitioned data becomes a new state record (narrow on both)."""
+
+    def __init__(self, previous: "RDD | None", previous_is_state: bool, data: "RDD", fn: Callable,
+                 time_ms: int, timeout_ms: int | None, keep_versions: int):
+        self.previous = previous
+        self.previous_is_state = previous_is_state
+        self.data = data
+        self.fn = fn
+        self.time_ms = time_ms
+        self.timeout_ms = timeout_ms
+        self.keep_versions = keep_versions
+        self.dependencies = [NarrowDependency(data)]
+        if previous is not None:
+            self.dependencies.append(NarrowDependency(previous))
+
+    def num_partitions(self):
+        return self.data.getNumPartitions()
+
+    def closures(self):
+        return [self.fn]
+
+    def plan(self, split, fns):
+        previous = self.previous._plan(split) if self.previous is not None else p.EmptySource()
+        return p.MapWithStateNode(fns.register(self.fn), self.time_ms, self.timeout_ms,
+                                  self.keep_versions, self.previous_is_state and self.previous is not None,
+                                  previous, self.data._plan(split))
+
+
+class CheckpointFiles(Lineage):
+    """An RDD read back from its checkpoint directory (after a driver restart)."""
+
+    def __init__(self, path: str, num_partitions: int):
+        self.path = path
+        self.count = num_partitions
+        self.dependencies = []
+
+    def num_partitions(self):
+        return self.count
+
+    def plan(self, split, fns):
+        return p.CheckpointSource(f"{self.path}/part-{split:05d}")

@@ -8,13 +8,13 @@ batch time claims them.
 """
 from __future__ import annotations
 
-import itertools
 import logging
+import uuid
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from sluicegate.common.serializer import dump_lines, dump_records
 
@@ -27,6 +27,12 @@ class ReceivedBlock:
     stream_id: int
     num_records: int
     data: bytes
+    metadata: Any = None  # the receiver's note for it, e.g. the source offset after it
+
+
+def new_block_id(stream_id: int) -> str:
+    """Unique across driver restarts, and sorting by the time it was made."""
+    return f"input_{stream_id}_{time.time_ns():020d}_{uuid.uuid4().hex[:8]}"
 
 
 class RateLimiter:
@@ -58,8 +64,6 @@ class RateLimiter:
 class BlockGenerator:
     """Buffers one receiver's data and emits a block every ``interval_s``."""
 
-    _ids = itertools.count(0)
-
     def __init__(self, stream_id: int, interval_s: float, max_rate: int,
                  on_block: Callable[[ReceivedBlock], None]):
         self.stream_id = stream_id
@@ -81,6 +85,12 @@ class BlockGenerator:
         self.limiter.take(len(records), self._stop.is_set)
         with self._lock:
             self._records.extend(records)
+
+    def add_block_now(self, records: list, metadata: Any = None) -> None:
+        """Make ``records`` a block of their own, now (a reliable store)."""
+        self.limiter.take(len(records), self._stop.is_set)
+        if records:
+            self._emit(dump_records(records), len(records), swallow=False, metadata=metadata)
 
     def add_text(self, text: bytes, lines: int) -> None:
         """Complete newline-terminated lines, as received."""
@@ -105,11 +115,13 @@ class BlockGenerator:
         if text:
             self._emit(dump_lines(bytes(text)), lines)
 
-    def _emit(self, data: bytes, count: int) -> None:
-        block = ReceivedBlock(f"input_{self.stream_id}_{next(self._ids)}", self.stream_id, count, data)
+    def _emit(self, data: bytes, count: int, swallow: bool = True, metadata: Any = None) -> None:
+        block = ReceivedBlock(new_block_id(self.stream_id), self.stream_id, count, data, metadata)
         try:
             self.on_block(block)
-        except Exception:  # noqa: BLE001 - losing the thread would lose all later data
+        except Exception:  # noqa: BLE001 - losing the timer thread would lose all later data
+            if not swallow:
+                raise
             log.exception("could not hand over block %s", block.block_id)
 
     def stop(self) -> None:
@@ -132,11 +144,21 @@ class ReceivedBlockTracker:
     def __init__(self) -> None:
         self._unallocated: dict[int, list[BlockInfo]] = defaultdict(list)
         self._batches: dict[int, dict[int, list[BlockInfo]]] = {}
+        self.last_metadata: dict[int, Any] = {}
         self._lock = threading.Lock()
 
-    def add(self, stream_id: int, info: BlockInfo) -> None:
+    def add(self, stream_id: int, info: BlockInfo, metadata: Any = None) -> None:
         with self._lock:
             self._unallocated[stream_id].append(info)
+            if metadata is not None:
+                self.last_metadata[stream_id] = metadata
+
+    def known_block_ids(self) -> set[str]:
+        with self._lock:
+            known = {i.block_id for infos in self._unallocated.values() for i in infos}
+            for streams in self._batches.values():
+                known.update(i.block_id for infos in streams.values() for i in infos)
+            return known
 
     def allocate(self, batch_ms: int, stream_ids: list[int]) -> None:
         """Give every waiting block to the batch at ``batch_ms``."""
@@ -153,6 +175,30 @@ class ReceivedBlockTracker:
         with self._lock:
             return any(self._unallocated.values())
 
-    def forget_batch(self, batch_ms: int) -> None:
+    def forget(self, batch_ms: int, stream_id: int) -> list[BlockInfo]:
+        """Drop one stream's blocks of a batch; return them."""
         with self._lock:
-            self._batches.pop(batch_ms, None)
+            streams = self._batches.get(batch_ms)
+            if streams is None:
+                return []
+            infos = streams.pop(stream_id, [])
+            if not streams:
+                del self._batches[batch_ms]
+            return infos
+
+    def snapshot(self) -> tuple[dict, dict, dict]:
+        """Claimed blocks by batch, unclaimed blocks by stream, and each stream's
+        newest metadata: what a checkpoint keeps."""
+        with self._lock:
+            batches = {t: {s: list(b) for s, b in streams.items()}
+                       for t, streams in self._batches.items()}
+            unallocated = {s: list(b) for s, b in self._unallocated.items() if b}
+            return batches, unallocated, dict(self.last_metadata)
+
+    def restore(self, batches: dict, unallocated: dict, last_metadata: dict) -> None:
+        with self._lock:
+            self.last_metadata.update(last_metadata)
+            self._batches = {t: {s: list(b) for s, b in streams.items()}
+                             for t, streams in batches.items()}
+            for stream_id, infos in unallocated.items():
+                self._unallocated[stream_id] = list(infos) + self._unallocated.get(stream_id, [])

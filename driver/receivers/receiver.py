@@ -41,13 +41,27 @@ class Receiver:
     def streamId(self) -> int:
         return self._require_supervisor().stream_id
 
-    def store(self, data: Any) -> None:
-        """Store one record, or every record of a list."""
+    def store(self, data: Any, metadata: Any = None) -> None:
+        """Store one record, or a list of records.
+
+        One record is buffered and cut into a block with others every block
+        interval. A list becomes a block of its own at once and, with the
+        write-ahead log on, is on disk when ``store`` returns: acknowledge
+        your source only after that (a reliable receiver). ``metadata`` (for
+        a list; msgpack-able, e.g. the source offset after it) is saved in the
+        same write; ``lastStoredMetadata()`` returns it after a driver restart,
+        so a receiver can resume exactly where its stored data ends.
+        """
         supervisor = self._require_supervisor()
         if isinstance(data, list):
-            supervisor.push_records(data)
+            supervisor.push_block_now(data, metadata)
         else:
             supervisor.push_records([data])
+
+    def lastStoredMetadata(self) -> Any:
+        """The metadata of this stream's newest stored block (survives driver restarts
+        with the write-ahead log); None if there is none."""
+        return self._require_supervisor().last_stored_metadata()
 
     def restart(self, message: str, error: BaseException | None = None,
                 millisecondsDelay: int | None = None) -> None:
@@ -68,6 +82,12 @@ class Receiver:
 
     def isStarted(self) -> bool:
         return not self.isStopped()
+
+    def __getstate__(self):
+        # Checkpointed with the graph; the running supervisor is not.
+        state = self.__dict__.copy()
+        state["_supervisor"] = None
+        return state
 
     def _require_supervisor(self) -> "ReceiverSupervisor":
         if self._supervisor is None:

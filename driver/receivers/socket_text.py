@@ -24,6 +24,11 @@ class SocketTextReceiver(Receiver):
         self.port = port
         self._socket: socket.socket | None = None
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_socket"] = None
+        return state
+
     def onStart(self) -> None:
         threading.Thread(target=self._receive, name=f"socket-receiver-{self.host}:{self.port}",
                          daemon=True).start()

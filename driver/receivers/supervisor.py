@@ -17,6 +17,7 @@ from typing import Callable
 from ..scheduler.streaming_listener import (
     ReceiverInfo, StreamingListenerBus, StreamingListenerReceiverError,
     StreamingListenerReceiverStarted, StreamingListenerReceiverStopped)
+from ..checkpoint.wal import ReceivedBlockLog
 from .blocks import BlockGenerator, BlockInfo, ReceivedBlock, ReceivedBlockTracker
 from .receiver import Receiver
 
@@ -26,12 +27,13 @@ log = logging.getLogger("sluicegate.streaming.receiver")
 class ReceiverSupervisor:
     def __init__(self, receiver: Receiver, stream_id: int, block_interval_s: float, max_rate: int,
                  restart_delay_s: float, on_block: Callable[[ReceivedBlock], None],
-                 bus: StreamingListenerBus):
+                 bus: StreamingListenerBus, last_metadata_of: Callable[[int], object]):
         self.receiver = receiver
         self.stream_id = stream_id
         self.name = type(receiver).__name__
         self.restart_delay_s = restart_delay_s
         self.bus = bus
+        self.last_metadata_of = last_metadata_of
         self.generator = BlockGenerator(stream_id, block_interval_s, max_rate, on_block)
         self.receiver_running = False
         self.restarts = 0
@@ -61,6 +63,12 @@ class ReceiverSupervisor:
     # -- called by the receiver -----------------------------------------------------
     def push_records(self, records: list) -> None:
         self.generator.add_records(records)
+
+    def push_block_now(self, records: list, metadata=None) -> None:
+        self.generator.add_block_now(records, metadata)
+
+    def last_stored_metadata(self):
+        return self.last_metadata_of(self.stream_id)
 
     def push_text(self, text: bytes, lines: int) -> None:
         self.generator.add_text(text, lines)
@@ -118,26 +126,71 @@ class ReceiverSupervisor:
 
 
 class ReceiverTracker:
-    """All receivers of a streaming context, and the blocks they produced."""
+    """All receivers of a streaming context, and the blocks they produced.
 
-    def __init__(self, store_block: Callable[[ReceivedBlock], None], bus: StreamingListenerBus,
+    With a write-ahead log a block is on disk before the tracker records it
+    (and before a reliable ``store(list)`` returns to the receiver).
+    """
+
+    def __init__(self, store_block: Callable[[ReceivedBlock], None],
+                 drop_blocks: Callable[[list[str]], None], bus: StreamingListenerBus,
                  block_interval_s: float, max_rate: int, restart_delay_s: float):
         self.store_block = store_block
+        self.drop_blocks = drop_blocks
         self.bus = bus
         self.block_interval_s = block_interval_s
         self.max_rate = max_rate
         self.restart_delay_s = restart_delay_s
         self.blocks = ReceivedBlockTracker()
+        self.wal: ReceivedBlockLog | None = None
         self.supervisors: list[ReceiverSupervisor] = []
 
     def add(self, receiver: Receiver, stream_id: int) -> None:
         self.supervisors.append(ReceiverSupervisor(
             receiver, stream_id, self.block_interval_s, self.max_rate, self.restart_delay_s,
-            self._on_block, self.bus))
+            self._on_block, self.bus, self.blocks.last_metadata.get))
 
     def _on_block(self, block: ReceivedBlock) -> None:
+        if self.wal is not None:
+            self.wal.write(block.stream_id, block.block_id, block.data, block.num_records,
+                           block.metadata)
         self.store_block(block)
-        self.blocks.add(block.stream_id, BlockInfo(block.block_id, block.num_records))
+        self.blocks.add(block.stream_id, BlockInfo(block.block_id, block.num_records),
+                        block.metadata)
+
+    def forget_batch(self, batch_ms: int, stream_id: int) -> None:
+        ids = [info.block_id for info in self.blocks.forget(batch_ms, stream_id)]
+        if ids:
+            self.drop_blocks(ids)
+            if self.wal is not None:
+                self.wal.delete(stream_id, ids)
+
+    def reload_from_log(self, restore_block: Callable[[ReceivedBlock], None]) -> int:
+        """After recovery: bring every remembered block back from the log, and
+        take blocks written after the last checkpoint as not yet claimed."""
+        if self.wal is None:
+            return 0
+        known = self.blocks.known_block_ids()
+        for stream_id in self.wal.stream_ids():
+            for block_id in self.wal.block_ids(stream_id):
+                if block_id in known:
+                    continue
+                found = self.wal.read(stream_id, block_id)
+                if found is not None:
+                    self.blocks.add(stream_id, BlockInfo(block_id, found[1]), found[2])
+        batches, unallocated, _ = self.blocks.snapshot()
+        wanted = [(s, i) for streams in batches.values() for s, infos in streams.items() for i in infos]
+        wanted += [(s, i) for s, infos in unallocated.items() for i in infos]
+        restored = 0
+        for stream_id, info in wanted:
+            found = self.wal.read(stream_id, info.block_id)
+            if found is None:
+                log.error("block %s of stream %s is missing from the write-ahead log",
+                          info.block_id, stream_id)
+                continue
+            restore_block(ReceivedBlock(info.block_id, stream_id, info.num_records, found[0]))
+            restored += 1
+        return restored
 
     def start(self) -> None:
         for supervisor in self.supervisors:

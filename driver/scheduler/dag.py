@@ -332,16 +332,21 @@ class DAGScheduler:
 
     # -- placement and time ---------------------------------------------------------
     def preferred_executors(self, task: Task) -> set[str]:
+        """Where the task's data is: its nearest cached ancestor, and its input blocks."""
         holders: set[str] = set()
-        for block_id in task.cache_block_ids:
-            holders |= self.block_locations.holders(block_id)
+        for block_id in task.cache_block_ids:  # shallowest first
+            found = self.block_locations.holders(block_id)
+            if found:
+                holders |= found
+                break
         for block_id in task.input_block_ids:
             holders |= self.block_locations.holders(block_id)
         return holders
 
     def assign(self, free_slots: dict[str, int], now: float) -> list[TaskRun]:
         live = {e: n for e, n in free_slots.items() if e in self.executors and n > 0}
-        return self.tasks.assign(live, self.preferred_executors, now) if live else []
+        return (self.tasks.assign(live, self.preferred_executors, now, alive=set(self.executors))
+                if live else [])
 
     def tick(self, now: float) -> None:
         """Timers: give up on waiting jobs when no executor has been alive for too long."""

@@ -10,6 +10,7 @@ longer running is stale and dropped.
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -93,9 +94,9 @@ def analyse_plan(plan: p.PlanNode, sink: p.Sink) -> tuple[list[int], list[str], 
         if combiner is not None:
             functions.extend([combiner.create, combiner.merge_value, combiner.merge_combiners])
 
-    stack = [plan]
-    while stack:
-        node = stack.pop()
+    pending = deque([plan])  # breadth first: cached blocks come shallowest first
+    while pending:
+        node = pending.popleft()
         fn = getattr(node, "fn", None)
         if isinstance(fn, int):
             functions.append(fn)
@@ -111,7 +112,7 @@ def analyse_plan(plan: p.PlanNode, sink: p.Sink) -> tuple[list[int], list[str], 
             inputs.append(node.block_id)
         elif isinstance(node, p.PersistNode):
             cached.append(node.block_id)
-        stack.extend(_plan_children(node))
+        pending.extend(_plan_children(node))
     if isinstance(sink, p.ShuffleWriteSink):
         add_combiner(sink.combiner)
         if sink.partitioner.fn is not None:
@@ -135,10 +136,14 @@ class TaskScheduler:
         return any(ts.pending and not ts.zombie for ts in self.task_sets)
 
     def assign(self, free_slots: dict[str, int], preferred: Callable[[Task], set[str]],
-               now: float) -> list[TaskRun]:
-        """Fill free slots with pending tasks; return the launches to make."""
+               now: float, alive: set[str] | None = None) -> list[TaskRun]:
+        """Fill free slots with pending tasks; return the launches to make.
+
+        ``alive`` is every live executor, busy or not (default: those with
+        free slots): a task waits for a busy live executor holding its data.
+        """
         runs: list[TaskRun] = []
-        alive = set(free_slots)
+        alive = set(free_slots) if alive is None else set(alive)
         for executor_id in list(free_slots):
             while free_slots[executor_id] > 0:
                 run = self._pick(executor_id, alive, preferred, now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from itertools import chain
 from typing import Callable, Iterator
 
+from sluicegate.common.keyed_state import StateMap, StateRecord, map_with_state
 from sluicegate.common.protocol import plan as p
 from sluicegate.common.resultiterable import ResultIterable
 from sluicegate.common.serializer import load_records
@@ -184,6 +185,19 @@ def _persist(node: p.PersistNode, ctx: PlanContext) -> Iterator:
     return iter(records)
 
 
+def _map_with_state(node: p.MapWithStateNode, ctx: PlanContext) -> Iterator:
+    previous = list(build(node.previous, ctx))
+    if node.previous_is_state:
+        if len(previous) != 1 or not isinstance(previous[0], StateRecord):
+            raise TypeError("mapWithState: the previous state partition is malformed")
+        base = previous[0].state_map
+    else:
+        base = StateMap.from_pairs(previous, node.time_ms)
+    record = map_with_state(base, node.time_ms, node.keep_versions, build(node.data, ctx),
+                            ctx.fn(node.fn), node.timeout_ms)
+    return iter([record])
+
+
 _BUILDERS: dict[type, Callable[[p.PlanNode, PlanContext], Iterator]] = {
     p.BlockSource: _block,
     p.RangeSource: _range,
@@ -205,4 +219,5 @@ _BUILDERS: dict[type, Callable[[p.PlanNode, PlanContext], Iterator]] = {
     p.CombineNode: _combine,
     p.SortNode: _sort,
     p.PersistNode: _persist,
+    p.MapWithStateNode: _map_with_state,
 }

@@ -1,0 +1,1 @@
+"""Metadata and state checkpoints, the receiver write-ahead log, and recovery."""
