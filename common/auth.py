@@ -116,3 +116,38 @@ def check_bind_allowed(host: str, secret: bytes | None) -> None:
             f"refusing to listen on {host} without a shared secret: anyone who can reach it could "
             "run code in this cluster. Set one with --secret-file FILE (chmod 600) or the "
             "spark.authenticate.secret setting, or listen on 127.0.0.1.")
+
+
+def default_secret_path() -> Path:
+    """Where a single-host cluster keeps its secret when none is given."""
+    return Path(os.environ.get("SLUICEGATE_HOME", Path.home() / ".sluicegate")) / "secret"
+
+
+def load_or_create_default_secret() -> bytes:
+    """The default secret file's secret, made (mode 600) on first use."""
+    path = default_secret_path()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(new_secret())
+    return read_secret_file(path)
+
+
+def resolve_secret(secret_file: str | None, host: str, create: bool) -> tuple[bytes, bool]:
+    """The secret to use and whether it was given explicitly.
+
+    An explicit ``secret_file`` wins. Otherwise the default file is used (and
+    made, if ``create``) -- which only ever allows loopback, so a cluster
+    spanning hosts always needs a secret chosen on purpose.
+    """
+    if secret_file:
+        return read_secret_file(secret_file), True
+    check_bind_allowed(host, None)
+    if create:
+        return load_or_create_default_secret(), False
+    path = default_secret_path()
+    if not path.exists():
+        raise SecurityError(f"no --secret-file given and no default secret at {path}: start "
+                            "`sluicegate driver` on this machine first, or pass --secret-file")
+    return read_secret_file(path), False

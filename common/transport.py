@@ -10,6 +10,7 @@ client. Without keys it refuses to bind anything but loopback.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import Iterable
 
@@ -128,6 +129,13 @@ def recv_within(sock: zmq.Socket, timeout_s: float,
     if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
         return None
     return recv(sock, routed=routed)
+
+
+def advertised_host(bind_host: str) -> str:
+    """The address peers should use for a socket bound on ``bind_host``."""
+    if bind_host in ("0.0.0.0", "*", ""):
+        return socket.gethostbyname(socket.gethostname())
+    return bind_host
 
 
 def endpoint(host: str, port: int) -> str:

@@ -99,7 +99,10 @@ def decode(frames: list) -> WireRecord:
         raise ProtocolError(f"bad magic {magic!r}")
     if version != PROTOCOL_VERSION:
         raise ProtocolError(f"protocol version {version!r}, this process speaks {PROTOCOL_VERSION}")
-    message = _from_wire_record(code, fields, "message")
+    try:
+        message = _from_wire_record(code, fields, "message")
+    except RecursionError:
+        raise ProtocolError("records nest too deeply") from None
     if message._has_payload:
         object.__setattr__(message, "payload", [_as_bytes(f) for f in frames[1:]])
     elif len(frames) > 1:

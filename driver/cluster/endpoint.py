@@ -14,8 +14,6 @@ tasks fit the free slots.
 from __future__ import annotations
 
 import logging
-import os
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -23,22 +21,20 @@ from typing import Callable
 
 import zmq
 
-from sluicegate.common.protocol import ProtocolError
 from sluicegate.common.protocol.executor import (
     FAIL_MISSING_FUNCTION, DriverBlock, DriverHeartbeat, DropBlocks, ExecutorHeartbeat, ExecutorLost,
     ExecutorRegistered, FetchDriverBlock, LaunchTask, PushBlock, RegisterExecutor,
     RegistrationRefused, StopExecutor, TaskFailed, TaskSucceeded)
-from sluicegate.common.transport import Transport, recv, send
+from sluicegate.common.transport import Transport, send
 
 from ..scheduler.closures import ClosureRegistry
 from ..scheduler.dag import DAGScheduler
 from ..scheduler.task_set import TaskRun
 from .driver_blocks import DriverBlocks
+from .event_loop import RouterLoop
 from .executors import ExecutorInfo, ExecutorRegistry
 
 log = logging.getLogger("sluicegate.driver.endpoint")
-
-MAX_MESSAGES_PER_PASS = 256
 
 
 @dataclass(frozen=True)
@@ -48,12 +44,14 @@ class EndpointSettings:
     executor_conf: dict
 
 
-class DriverEndpoint(threading.Thread):
+class DriverEndpoint(RouterLoop):
+    log = log
+
     def __init__(self, transport: Transport, host: str, port: int, settings: EndpointSettings,
                  dag: DAGScheduler, closures: ClosureRegistry, blocks: DriverBlocks,
                  on_executor_lost: Callable[[str, str], None] | None = None):
-        super().__init__(name="sluicegate-driver-loop", daemon=True)
-        self.router, self.port = transport.bind(zmq.ROUTER, host, port)
+        super().__init__("sluicegate-driver-loop", transport, host, port,
+                         settings.heartbeat_interval_s)
         self.settings = settings
         self.dag = dag
         self.closures = closures
@@ -61,46 +59,9 @@ class DriverEndpoint(threading.Thread):
         self.registry = ExecutorRegistry()
         self.on_executor_lost = on_executor_lost or (lambda executor_id, reason: None)
         self.on_executor_added: Callable[[ExecutorInfo], None] = lambda info: None
-        self._commands: queue.SimpleQueue = queue.SimpleQueue()
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        os.set_blocking(self._wake_write, False)
-        self._stopping = threading.Event()
-        self._stopped = threading.Event()
         self._registered = threading.Condition()
-        self.failure: BaseException | None = None
 
     # -- for other threads --------------------------------------------------------
-    def post(self, work: Callable[[], None]) -> None:
-        """Run ``work`` on the loop thread soon."""
-        if self._stopped.is_set():
-            return
-        self._commands.put(work)
-        try:
-            os.write(self._wake_write, b"!")
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full: the loop is awake anyway
-
-    def call(self, work: Callable[[], object], timeout_s: float = 30.0):
-        """Run ``work`` on the loop thread and return its result."""
-        done = threading.Event()
-        box: dict = {}
-
-        def run() -> None:
-            try:
-                box["value"] = work()
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
-                box["error"] = exc
-            finally:
-                done.set()
-
-        self.post(run)
-        if not done.wait(timeout_s):
-            raise TimeoutError("the driver loop did not answer in time")
-        if "error" in box:
-            raise box["error"]
-        return box.get("value")
-
     def wait_for_executors(self, count: int, timeout_s: float) -> int:
         """Block until ``count`` executors are alive (or the timeout); return how many are."""
         deadline = time.monotonic() + timeout_s
@@ -112,70 +73,19 @@ class DriverEndpoint(threading.Thread):
                     return alive
                 self._registered.wait(min(remaining, 0.2))
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stopping.set()
-        self.post(lambda: None)
-        self.join(timeout_s)
-
     @property
     def alive(self) -> bool:
-        return self.is_alive() and not self._stopping.is_set()
+        return self.running
 
     # -- the loop -------------------------------------------------------------------
-    def run(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        poller.register(self._wake_read, zmq.POLLIN)
-        next_timer = 0.0
-        try:
-            while not self._stopping.is_set():
-                events = dict(poller.poll(int(min(self.settings.heartbeat_interval_s, 0.1) * 1000)))
-                now = time.monotonic()
-                if self.router in events:
-                    self._drain_router(now)
-                if self._wake_read in events:
-                    self._drain_commands()
-                if now >= next_timer:
-                    self._on_timer(now)
-                    next_timer = now + self.settings.heartbeat_interval_s
-                self._launch_ready(time.monotonic())
-        except BaseException as exc:  # noqa: BLE001 - record why the driver stopped working
-            self.failure = exc
-            log.exception("the driver loop failed")
-        finally:
-            self._shutdown()
+    def after_pass(self, now: float) -> None:
+        self._launch_ready(now)
 
-    def _drain_commands(self) -> None:
-        try:
-            while os.read(self._wake_read, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        while True:
-            try:
-                work = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                work()
-            except Exception:  # noqa: BLE001 - one bad command must not stop the driver
-                log.exception("driver command failed")
+    def on_unreachable(self, identity: bytes) -> None:
+        executor_id = identity.decode(errors="replace").split("/")[0]
+        self.executor_lost(executor_id, "its connection is gone")
 
-    def _drain_router(self, now: float) -> None:
-        for _ in range(MAX_MESSAGES_PER_PASS):
-            if not self.router.poll(0, zmq.POLLIN):
-                return
-            try:
-                identity, message = recv(self.router, routed=True)
-            except ProtocolError as exc:
-                log.warning("dropped a malformed message on the driver port: %s", exc)
-                continue
-            try:
-                self._handle(identity, message, now)
-            except Exception:  # noqa: BLE001 - keep serving the other executors
-                log.exception("error handling %s from %r", type(message).__name__, identity)
-
-    def _handle(self, identity: bytes, message, now: float) -> None:
+    def handle(self, identity: bytes, message, now: float) -> None:
         if isinstance(message, TaskSucceeded):
             info = self.registry.touch(message.executor_id, now)
             if info is not None:
@@ -196,7 +106,7 @@ class DriverEndpoint(threading.Thread):
             data = self.blocks.get(message.block_id)
             reply = DriverBlock(message.request_id, message.block_id, data is not None,
                                 payload=[data] if data is not None else [])
-            self._send(identity, reply)
+            self.send(identity, reply)
         elif isinstance(message, RegisterExecutor):
             self._register(identity, message, now)
         else:
@@ -209,14 +119,14 @@ class DriverEndpoint(threading.Thread):
             return
         outcome = self.registry.register(message, now)
         if isinstance(outcome, str):
-            self._send(identity, RegistrationRefused(outcome))
+            self.send(identity, RegistrationRefused(outcome))
             return
-        self._send(identity, ExecutorRegistered(
+        self.send(identity, ExecutorRegistered(
             message.executor_id, self.settings.heartbeat_interval_s,
             self.settings.heartbeat_timeout_s, self.settings.executor_conf))
         for lost in self.registry.executors.values():
             if not lost.alive:
-                self._send(identity, ExecutorLost(lost.executor_id))
+                self.send(identity, ExecutorLost(lost.executor_id))
         self.dag.executor_added(message.executor_id, message.block_address)
         log.info("executor %s registered (pid %s on %s, blocks at %s)", message.executor_id,
                  message.pid, message.host, message.block_address)
@@ -224,12 +134,12 @@ class DriverEndpoint(threading.Thread):
         with self._registered:
             self._registered.notify_all()
 
-    def _on_timer(self, now: float) -> None:
+    def on_timer(self, now: float) -> None:
         for executor_id in self.registry.silent_since(now, self.settings.heartbeat_timeout_s):
             self.executor_lost(executor_id, f"no heartbeat for {self.settings.heartbeat_timeout_s:.0f}s")
         beat = DriverHeartbeat(int(time.time() * 1000))
         for info in self.registry.alive():
-            self._send(info.executor_id.encode(), beat, executor_id=info.executor_id)
+            self.send(info.executor_id.encode(), beat)
         self.dag.tick(now)
 
     # -- executors ----------------------------------------------------------------------
@@ -239,29 +149,18 @@ class DriverEndpoint(threading.Thread):
             return
         self.dag.executor_lost(executor_id, reason, time.monotonic())
         for info in self.registry.alive():
-            self._send(info.executor_id.encode(), ExecutorLost(executor_id), executor_id=info.executor_id)
+            self.send(info.executor_id.encode(), ExecutorLost(executor_id))
         self.on_executor_lost(executor_id, reason)
         with self._registered:
             self._registered.notify_all()
 
-    def _send(self, identity: bytes, message, executor_id: str | None = None) -> bool:
-        try:
-            send(self.router, message, identity=identity)
-            return True
-        except zmq.ZMQError as exc:
-            if executor_id is not None and exc.errno == zmq.EHOSTUNREACH:
-                self.executor_lost(executor_id, "its connection is gone")
-            else:
-                log.info("could not send %s to %r: %s", type(message).__name__, identity, exc)
-            return False
-
     def broadcast(self, message) -> None:
         for info in self.registry.alive():
-            self._send(info.executor_id.encode(), message, executor_id=info.executor_id)
+            self.send(info.executor_id.encode(), message)
 
     def push_block(self, executor_id: str, block_id: str, data: bytes) -> bool:
         """Loop thread: place an input block on an executor ahead of its task."""
-        if self._send(executor_id.encode(), PushBlock(block_id, payload=[data]), executor_id):
+        if self.send(executor_id.encode(), PushBlock(block_id, payload=[data])):
             self.dag.block_locations.add(block_id, executor_id)
             return True
         return False
@@ -294,26 +193,19 @@ class DriverEndpoint(threading.Thread):
                              task.plan, task.sink, self.dag.shuffle_locations(task),
                              function_ids, block_ids, payload=payload)
         info.running.add(run.tid)
-        if not self._send(run.executor_id.encode(), message, executor_id=run.executor_id):
+        if not self.send(run.executor_id.encode(), message):
             return
         info.functions.update(function_ids)
         for block_id in block_ids:
             self.dag.block_locations.add(block_id, run.executor_id)
 
     # -- shutdown ---------------------------------------------------------------------------
-    def _shutdown(self) -> None:
-        self._stopped.set()
+    def on_shutdown(self) -> None:
         for info in self.registry.alive():
             try:
                 send(self.router, StopExecutor("the application is stopping"),
                      identity=info.executor_id.encode())
             except zmq.ZMQError:
-                pass
-        self.router.close(linger=500)
-        for fd in (self._wake_read, self._wake_write):
-            try:
-                os.close(fd)
-            except OSError:
                 pass
         with self._registered:
             self._registered.notify_all()

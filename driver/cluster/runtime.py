@@ -13,26 +13,40 @@ import shutil
 import tempfile
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from sluicegate.common import config as cfg
-from sluicegate.common.transport import Transport, endpoint
+from sluicegate.common.transport import Transport, advertised_host, endpoint
 
 from ..scheduler.closures import ClosureRegistry
 from ..scheduler.dag import DAGScheduler
 from ..scheduler.jobs import Job, JobFailedError
 from .driver_blocks import DriverBlocks
 from .endpoint import DriverEndpoint, EndpointSettings
+from .cluster_backend import ClusterBackend
 from .local_backend import LocalBackend
 
 log = logging.getLogger("sluicegate.driver")
 
 
+@dataclass(frozen=True)
+class MasterSpec:
+    """Where an application's executors come from."""
+
+    kind: str                     # "local" or "cluster"
+    executors: int = 0            # local: how many processes
+    max_failures: int | None = None
+    service_endpoint: str = ""    # cluster: the driver service
+    job_id: str = ""
+    cores: int = 0                # cluster: cap (0: as many as given)
+
+
 class DriverRuntime:
-    def __init__(self, conf: dict, num_local_executors: int, secret: bytes,
+    def __init__(self, conf: dict, master: "MasterSpec", secret: bytes,
                  closures: ClosureRegistry, on_accumulators: Callable[[dict], None],
-                 max_failures: int):
+                 max_failures: int, app_name: str):
         self.conf = conf
         self.closures = closures
         self.transport = Transport(secret)
@@ -54,27 +68,41 @@ class DriverRuntime:
         self.endpoint = DriverEndpoint(self.transport, host, port, settings, self.dag, closures,
                                        self.blocks, on_executor_lost=self._executor_lost)
         self.app_dir = Path(tempfile.mkdtemp(prefix="sluicegate-app-"))
-        self.num_local_executors = num_local_executors
-        self.backend = LocalBackend(
-            num_local_executors, endpoint("127.0.0.1", self.endpoint.port), secret, self.app_dir,
-            memory_limit=str(cfg.get_setting(conf, cfg.BLOCK_MEMORY_LIMIT)),
-            fetch_timeout_s=cfg.get_setting(conf, cfg.FETCH_TIMEOUT),
-            respawn=cfg.get_setting(conf, cfg.LOCAL_RESPAWN),
-            max_respawns=cfg.get_setting(conf, cfg.LOCAL_MAX_RESPAWNS),
-            on_exit=self._process_exited,
-            executor_env={k[len("spark.executorEnv."):]: v for k, v in conf.items()
-                          if k.startswith("spark.executorEnv.")})
+        self.master = master
+        if master.kind == "local":
+            self.backend = LocalBackend(
+                master.executors, endpoint("127.0.0.1", self.endpoint.port), secret, self.app_dir,
+                memory_limit=str(cfg.get_setting(conf, cfg.BLOCK_MEMORY_LIMIT)),
+                fetch_timeout_s=cfg.get_setting(conf, cfg.FETCH_TIMEOUT),
+                respawn=cfg.get_setting(conf, cfg.LOCAL_RESPAWN),
+                max_respawns=cfg.get_setting(conf, cfg.LOCAL_MAX_RESPAWNS),
+                on_exit=self._process_exited,
+                executor_env={k[len("spark.executorEnv."):]: v for k, v in conf.items()
+                              if k.startswith("spark.executorEnv.")})
+        else:
+            advertised = conf.get(cfg.DRIVER_HOST) or advertised_host(host)
+            self.backend = ClusterBackend(
+                self.transport, master.service_endpoint, master.job_id, app_name,
+                endpoint(advertised, self.endpoint.port), master.cores,
+                on_executor_removed=lambda e, why: self.endpoint.post(
+                    lambda: self.endpoint.executor_lost(e, why)))
         self._stopped = False
 
     def start(self) -> None:
         self.endpoint.start()
-        self.backend.start()
         timeout = cfg.get_setting(self.conf, cfg.EXECUTOR_REGISTRATION_TIMEOUT)
-        registered = self.endpoint.wait_for_executors(self.num_local_executors, timeout)
-        if registered < self.num_local_executors:
+        self.backend.start()
+        if self.master.kind == "local":
+            wanted = self.master.executors
+        else:
+            wanted = max(1, self.backend.executors_planned)
+        registered = self.endpoint.wait_for_executors(wanted, timeout)
+        if registered == 0 or (self.master.kind == "local" and registered < wanted):
             self.stop()
-            raise RuntimeError(f"only {registered} of {self.num_local_executors} local executors "
-                               f"registered within {timeout:.0f}s")
+            where = "local executors" if self.master.kind == "local" else \
+                f"executors from the cluster at {self.master.service_endpoint}"
+            raise RuntimeError(f"only {registered} of {wanted} {where} registered within "
+                               f"{timeout:.0f}s")
 
     # -- executor lifecycle (loop thread / watcher threads) ------------------------------
     def _process_exited(self, executor_id: str, code: int) -> None:
@@ -87,7 +115,7 @@ class DriverRuntime:
     @property
     def total_cores(self) -> int:
         alive = self.endpoint.registry.alive()
-        return sum(e.cores for e in alive) or self.num_local_executors
+        return sum(e.cores for e in alive) or self.master.executors or 1
 
     # -- jobs --------------------------------------------------------------------------------
     def run_job(self, rdd, partitions: list[int], description: str = "") -> list[bytes]:

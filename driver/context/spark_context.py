@@ -22,13 +22,13 @@ from typing import Any, Callable, Iterable
 
 from sluicegate.common import config as cfg
 from sluicegate.common.accumulators import Accumulator, AccumulatorParam, default_param
-from sluicegate.common.auth import new_secret, read_secret_file
+from sluicegate.common.auth import new_secret, read_secret_file, resolve_secret
 from sluicegate.common.broadcast import Broadcast, block_id as broadcast_block_id
 from sluicegate.common.protocol import plan as p
 from sluicegate.common.serializer import SerializationError, dump_records, load_records
 from sluicegate.common.taskfuncs import WriteCheckpointPartition
 
-from ..cluster.runtime import DriverRuntime
+from ..cluster.runtime import DriverRuntime, MasterSpec
 from ..rdd import lineage as lin
 from ..rdd.base import RDD
 from ..rdd.dependencies import ShuffleDependency
@@ -47,14 +47,26 @@ _SPARK_5063 = (
     "run on workers. For more information, see SPARK-5063.")
 
 _LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:\s*,\s*(\d+))?\])?$")
+_CLUSTER = re.compile(r"^sluicegate://([^:/]+):(\d+)/?$")
+
+
+def parse_master(master: str, conf: dict) -> MasterSpec:
+    """``local``, ``local[N]``, ``local[*]``, ``local[N,F]`` or ``sluicegate://HOST:PORT``."""
+    cluster = _CLUSTER.match(master.strip())
+    if cluster:
+        return MasterSpec("cluster", service_endpoint=f"tcp://{cluster.group(1)}:{cluster.group(2)}",
+                          job_id=os.environ.get("SLUICEGATE_JOB_ID") or f"app-{os.getpid()}-{int(time.time())}",
+                          cores=int(os.environ.get("SLUICEGATE_CORES") or conf.get("spark.cores.max", 0)))
+    executors, failures = parse_local_master(master)
+    return MasterSpec("local", executors=executors, max_failures=failures)
 
 
 def parse_local_master(master: str) -> tuple[int, int | None]:
     """``local`` -> (1, None); ``local[4]`` -> (4, None); ``local[*]``; ``local[2,3]`` -> (2, 3)."""
     match = _LOCAL.match(master.strip())
     if not match:
-        raise ValueError(f"Could not parse Master URL: '{master}' "
-                         "(expected local, local[N], local[*] or local[N,F])")
+        raise ValueError(f"Could not parse Master URL: '{master}' (expected local, local[N], "
+                         "local[*], local[N,F] or sluicegate://HOST:PORT)")
     count, failures = match.group(1), match.group(2)
     if count is None:
         n = 1
@@ -98,10 +110,16 @@ class SparkContext:
                 self._conf.setAppName(appName)
             for key, value in (environment or {}).items():
                 self._conf.setExecutorEnv(key, value)
-            # A cluster that runs a submitted script decides where it runs.
+            # A cluster that runs a submitted script decides where it runs, and how.
             override = os.environ.get("SLUICEGATE_MASTER")
             if override:
                 self._conf.setMaster(override)
+                for env, key in (("SLUICEGATE_SECRET_FILE", cfg.SECRET_FILE),
+                                 ("SLUICEGATE_BIND_HOST", cfg.DRIVER_BIND_ADDRESS)):
+                    if os.environ.get(env):
+                        self._conf.set(key, os.environ[env])
+                if os.environ.get("SLUICEGATE_APP_NAME") and not self._conf.contains(cfg.APP_NAME):
+                    self._conf.setAppName(os.environ["SLUICEGATE_APP_NAME"])
             if not self._conf.contains(cfg.MASTER):
                 # As a pip-installed PySpark does (spark-submit's default).
                 self._conf.setMaster("local[*]")
@@ -112,11 +130,11 @@ class SparkContext:
             self.sparkHome = sparkHome
             self.pythonExec = os.environ.get("PYSPARK_PYTHON", "python3")
             self.startTime = int(time.time() * 1000)
-            self.applicationId = f"local-{self.startTime}"
             self._callsite = _callsite()
-            num_executors, local_failures = parse_local_master(self.master)
             conf_dict = self._conf.as_dict()
-            max_failures = local_failures or cfg.get_setting(conf_dict, cfg.TASK_MAX_FAILURES)
+            master_spec = parse_master(self.master, conf_dict)
+            self.applicationId = master_spec.job_id or f"local-{self.startTime}"
+            max_failures = master_spec.max_failures or cfg.get_setting(conf_dict, cfg.TASK_MAX_FAILURES)
             self._closures = ClosureRegistry()
             self._rdd_ids = itertools.count(0)
             self._shuffle_ids = itertools.count(0)
@@ -128,8 +146,9 @@ class SparkContext:
             self._local_properties: dict[str, str] = {}
             self._stopped = False
             self._stop_hooks: list[Callable[[], None]] = []  # e.g. a StreamingContext on it
-            self._runtime = DriverRuntime(conf_dict, num_executors, _secret(conf_dict), self._closures,
-                                          self._apply_accumulator_updates, max_failures)
+            self._runtime = DriverRuntime(conf_dict, master_spec, _secret(conf_dict, master_spec),
+                                          self._closures, self._apply_accumulator_updates,
+                                          max_failures, self.appName)
             self._runtime.start()
             SparkContext._active_spark_context = self
             atexit.register(self._stop_at_exit)
@@ -390,12 +409,14 @@ class SparkContext:
         return dep
 
 
-def _secret(conf: dict) -> bytes:
+def _secret(conf: dict, master: MasterSpec) -> bytes:
     if conf.get(cfg.SECRET):
         return conf[cfg.SECRET].encode()
     if conf.get(cfg.SECRET_FILE):
         return read_secret_file(conf[cfg.SECRET_FILE])
-    return new_secret()
+    if master.kind == "cluster":  # a same-host cluster's default secret
+        return resolve_secret(None, "127.0.0.1", create=False)[0]
+    return new_secret()  # local mode: a fresh secret nobody else knows
 
 
 def _callsite() -> str:

@@ -32,7 +32,7 @@ from sluicegate.common.protocol.executor import (
     DriverBlock, DriverHeartbeat, DropBlocks, ExecutorHeartbeat, ExecutorLost, ExecutorRegistered,
     FetchDriverBlock,
     LaunchTask, PushBlock, RegisterExecutor, RegistrationRefused, StopExecutor)
-from sluicegate.common.transport import Transport, endpoint, recv, send
+from sluicegate.common.transport import Transport, advertised_host, endpoint, recv, send
 
 from ..blocks import BlockStore
 from ..shuffle.blocks import is_rdd_block_of, is_shuffle_block_of
@@ -165,7 +165,7 @@ class _DriverLink(threading.Thread):
         self.control = transport.connect(zmq.DEALER, executor.driver_endpoint,
                                          executor.executor_id.encode())
         self.block_service, port = transport.bind(zmq.ROUTER, executor.host)
-        self.block_address = endpoint(_advertised_host(executor.host), port)
+        self.block_address = endpoint(advertised_host(executor.host), port)
         self.last_driver_message = time.monotonic()
         self._process = psutil.Process()
 
@@ -282,8 +282,3 @@ class _DriverLink(threading.Thread):
                     self.ex.executor_id, STOP_GRACE_S, self.ex.stop_reason)
         os._exit(0)
 
-
-def _advertised_host(bind_host: str) -> str:
-    if bind_host in ("0.0.0.0", "*", ""):
-        return socket.gethostbyname(socket.gethostname())
-    return bind_host

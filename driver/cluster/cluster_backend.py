@@ -1,0 +1,87 @@
+"""A job's link to a standalone cluster's driver service.
+
+The job's driver registers itself (``RegisterApplication``, with the address
+its executors should connect to) and the service starts executors for it on
+the workers. The registration is repeated every few seconds: it doubles as
+the job's heartbeat and re-registers the job if the service restarted.
+The service tells the job when one of its executors is gone, which the job
+treats as a lost executor at once instead of waiting for heartbeats.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import zmq
+
+from sluicegate.common.protocol import ProtocolError
+from sluicegate.common.protocol.cluster import (
+    ApplicationRegistered, ExecutorRemoved, RegisterApplication)
+from sluicegate.common.transport import Transport, recv, send
+
+log = logging.getLogger("sluicegate.driver.cluster")
+
+REREGISTER_S = 3.0
+
+
+class ClusterBackend:
+    def __init__(self, transport: Transport, service_endpoint: str, job_id: str, app_name: str,
+                 driver_endpoint: str, cores_wanted: int,
+                 on_executor_removed: Callable[[str, str], None]):
+        self.transport = transport
+        self.service_endpoint = service_endpoint
+        self.job_id = job_id
+        self.app_name = app_name
+        self.driver_endpoint = driver_endpoint
+        self.cores_wanted = cores_wanted
+        self.on_executor_removed = on_executor_removed
+        self.executors_planned = 0
+        self._registered = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cluster-backend", daemon=True)
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self._thread.start()
+        if not self._registered.wait(timeout_s):
+            self.stop()
+            raise RuntimeError(f"the driver service at {self.service_endpoint} did not accept "
+                               f"this job within {timeout_s:.0f}s (is it running, with the same "
+                               "secret?)")
+
+    def _run(self) -> None:
+        sock = self.transport.connect(zmq.DEALER, self.service_endpoint,
+                                      f"app-{self.job_id}".encode())
+        registration = RegisterApplication(self.job_id, self.app_name, self.driver_endpoint,
+                                           self.cores_wanted)
+        next_register = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_register:
+                    send(sock, registration)
+                    next_register = now + (REREGISTER_S if self._registered.is_set() else 0.5)
+                if not sock.poll(100, zmq.POLLIN):
+                    continue
+                try:
+                    _, message = recv(sock)
+                except ProtocolError as exc:
+                    log.warning("dropped a malformed message from the service: %s", exc)
+                    continue
+                if isinstance(message, ApplicationRegistered):
+                    if not self._registered.is_set():
+                        self.executors_planned = message.executors_planned
+                        self._registered.set()
+                elif isinstance(message, ExecutorRemoved):
+                    self.on_executor_removed(message.executor_id, message.reason)
+        finally:
+            sock.close(linger=0)
+
+    def replace(self, executor_id: str, reason: str) -> None:
+        """The service replaces lost executors; nothing to do here."""
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
