@@ -15,6 +15,7 @@ import threading
 from typing import Iterable
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .auth import ClusterKeys, check_bind_allowed, start_authenticator
 from .protocol import ProtocolError, WireRecord, decode, encode
@@ -97,6 +98,45 @@ class Transport:
                 pass
             self._authenticator = None
         self.context.destroy(linger=0)
+
+
+class HandshakeWatch:
+    """Counts the security handshakes of a connecting socket.
+
+    A peer that holds another secret (or is no sluicegate service at all)
+    fails every CURVE handshake, which on the socket itself only shows as
+    silence; this tells a caller so, so it can say why instead of waiting.
+    """
+
+    FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+              | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+
+    def __init__(self, sock: zmq.Socket):
+        self._sock = sock
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | self.FAILED)
+        self.failures = 0
+        self.succeeded = False
+
+    def _update(self) -> None:
+        while self._monitor.poll(0, zmq.POLLIN):
+            event = recv_monitor_message(self._monitor, zmq.NOBLOCK)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.succeeded = True
+            elif event & self.FAILED:
+                self.failures += 1
+
+    @property
+    def refused(self) -> bool:
+        """Handshakes keep failing and none ever succeeded."""
+        self._update()
+        return self.failures >= 2 and not self.succeeded
+
+    def close(self) -> None:
+        try:
+            self._sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        self._monitor.close(linger=0)
 
 
 def send(sock: zmq.Socket, message: WireRecord, identity: bytes | None = None,

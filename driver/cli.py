@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from sluicegate.common.auth import SecurityError, resolve_secret
+from sluicegate.common.auth import SecurityError, check_bind_allowed, resolve_secret
 from sluicegate.common.config import parse_size_bytes
 from sluicegate.common.protocol.cluster import (
     AttachJob, ClusterStatus, ClusterStatusRequest, CommandResult, JobAccepted, JobEnded,
@@ -89,9 +89,9 @@ def cmd_worker(args) -> int:
     from sluicegate.worker.daemon import WorkerDaemon, install_stop_signals
 
     _logging(args.log_level, args.log_file)
-    secret, _ = resolve_secret(args.secret_file, _driver_host(args.driver), create=False)
-    if args.host not in ("127.0.0.1", "localhost") and secret is None:
-        raise SecurityError("a worker serving blocks beyond loopback needs --secret-file")
+    secret, explicit = resolve_secret(args.secret_file, _driver_host(args.driver), create=False)
+    if not explicit:  # the default secret is for loopback only
+        check_bind_allowed(args.host, None)
     memory = parse_size_bytes(args.memory) if args.memory else psutil.virtual_memory().total
     work_dir = Path(args.work_dir or tempfile.gettempdir()) / "sluicegate-worker"
     daemon = WorkerDaemon(f"tcp://{args.driver}", secret, args.cores or os.cpu_count() or 1,
@@ -307,12 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cluster.client import ServiceUnavailable
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
     except SecurityError as exc:
         print(f"sluicegate {args.command}: {exc}", file=sys.stderr)
         return 2
+    except ServiceUnavailable as exc:
+        print(f"sluicegate {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

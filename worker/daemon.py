@@ -29,7 +29,7 @@ from sluicegate.common.protocol import ProtocolError
 from sluicegate.common.protocol.cluster import (
     ExecutorExited, KillExecutor, LaunchExecutor, RegisterWorker, ServiceHeartbeat,
     WorkerHeartbeat, WorkerRefused, WorkerRegistered)
-from sluicegate.common.transport import Transport, recv, send
+from sluicegate.common.transport import HandshakeWatch, Transport, recv, send
 
 log = logging.getLogger("sluicegate.worker.daemon")
 
@@ -80,6 +80,8 @@ class WorkerDaemon:
     def _session(self) -> bool:
         """One connection to the service; returns whether it ever registered."""
         sock = self.transport.connect(zmq.DEALER, self.service_endpoint, self.worker_id.encode())
+        handshakes = HandshakeWatch(sock)
+        refusal_logged = False
         registered = False
         last_heard = time.monotonic()
         next_register = 0.0
@@ -96,6 +98,10 @@ class WorkerDaemon:
                     send(sock, WorkerHeartbeat(self.worker_id, self._executor_report()))
                     next_heartbeat = now + self.heartbeat_interval_s
                 self._report_exits(sock)
+                if not refusal_logged and handshakes.refused:
+                    log.error("the driver service at %s refused the connection: it does not use "
+                              "this worker's secret (check --secret-file)", self.service_endpoint)
+                    refusal_logged = True
                 if now - last_heard > self.heartbeat_timeout_s:
                     return registered
                 if not sock.poll(100, zmq.POLLIN):
@@ -113,6 +119,7 @@ class WorkerDaemon:
                     registered = False
                     next_register = 0.0
         finally:
+            handshakes.close()
             sock.close(linger=200)
         return registered
 

@@ -106,6 +106,7 @@ class TaskFailed(WireRecord):
     map_id: int | None
     peer_executor: str | None
     duration_ms: float
+    block_id: str | None = None  # the block that was missing (FAIL_BLOCK_MISSING)
 
 
 @wire_record(9)

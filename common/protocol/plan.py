@@ -64,6 +64,13 @@ class EmptySource(PlanNode):
     pass
 
 
+@wire_record(109)
+class CachedBlockRef(PlanNode):
+    """A cached partition: this executor's copy, else one from a holder's block service."""
+    block_id: str
+    holders: list  # [[executor_id, block_address], ...]
+
+
 @wire_record(106)
 class CheckpointSource(PlanNode):
     """A partition written by ``RDD.checkpoint()``."""
@@ -187,6 +194,18 @@ class MapWithStateNode(PlanNode):
     time_ms: int
     timeout_ms: int | None
     keep_versions: int
+    previous_is_state: bool
+    previous: PlanNode
+    data: PlanNode
+
+
+@wire_record(133)
+class UpdateStateNode(PlanNode):
+    """One batch of updateStateByKey for one partition: ``fn(new_values, last_state)``
+    for every key in ``previous`` or ``data`` (co-partitioned); None drops the key.
+    Without ``previous_is_state`` the previous pairs are an initial RDD (first
+    value per key wins)."""
+    fn: int
     previous_is_state: bool
     previous: PlanNode
     data: PlanNode

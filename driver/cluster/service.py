@@ -67,7 +67,7 @@ class JobRecord:
     args: list[str]
     cores_wanted: int
     owner: str
-    submitted_s: float
+    submitted_s: float          # wall clock, like ended_s
     state: str = RUNNING
     process: JobProcess | None = None
     py_files: dict[str, bytes] = field(default_factory=dict)
@@ -232,7 +232,7 @@ class ClusterService(RouterLoop):
         job = self.jobs.get(message.job_id)
         if job is None:  # a job from before a service restart: adopt it
             job = JobRecord(message.job_id, message.app_name, "", [], message.cores_wanted,
-                            "unknown", now)
+                            "unknown", time.time())
             self.jobs[job.job_id] = job
         first = job.app_identity is None
         job.app_identity = identity
@@ -274,7 +274,7 @@ class ClusterService(RouterLoop):
             self.send(identity, JobRejected(f"could not store the job: {exc}"))
             return
         job = JobRecord(job_id, message.name or script.stem, script.name, list(message.args),
-                        max(0, message.cores), _owner(), now, py_files=py_files)
+                        max(0, message.cores), _owner(), time.time(), py_files=py_files)
         if not message.detach:
             job.submitters.add(identity)
         env = dict(os.environ)

@@ -263,10 +263,18 @@ class SparkContext:
             return RDD(self, lin.ParallelCollection(slices))
         data = c if isinstance(c, list) else list(c)
         n = len(data)
+        # PySpark's layout: the list travels in batches of max(1, min(n // num, 1024))
+        # items and the JVM cuts the sequence of batches, not of items.
+        batch = max(1, min(n // num, 1024))
+        batches = -(-n // batch)
+
+        def start_of(split: int) -> int:
+            return min(n, (split * batches // num) * batch)
+
         data_id = next(self._data_ids)
         block_ids = [f"data_{data_id}_{i}" for i in range(num)]
         for i, block_id in enumerate(block_ids):
-            self._runtime.put_driver_block(block_id, dump_records(data[i * n // num:(i + 1) * n // num]))
+            self._runtime.put_driver_block(block_id, dump_records(data[start_of(i):start_of(i + 1)]))
         rdd = RDD(self, lin.ParallelCollection([p.BlockSource(b) for b in block_ids]))
         self._runtime.track_rdd_blocks(rdd, block_ids)
         return rdd

@@ -172,8 +172,9 @@ class StreamingContext:
     def start(self) -> None:
         """Start receiving data and running batches."""
         with StreamingContext._lock:
-            if self._state == ACTIVE:
-                raise ValueError("StreamingContext has already been started")
+            if self._state == ACTIVE:  # as in Spark: harmless, nothing starts twice
+                log.warning("StreamingContext has already been started")
+                return
             if self._state == STOPPED:
                 raise ValueError("StreamingContext has already been stopped")
             if StreamingContext._activeContext is not None:
@@ -276,6 +277,10 @@ class StreamingContext:
             with self._changed:
                 self._state = STOPPED
                 self._changed.notify_all()
+            try:  # a long-lived SparkContext must not keep every stopped context alive
+                self._sc._stop_hooks.remove(self._on_spark_context_stop)
+            except ValueError:
+                pass
         if stopSparkContext:
             self._sc.stop()
         log.info("streaming stopped%s", " gracefully" if stopGraceFully else "")

@@ -193,12 +193,14 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
         return self
 
     def slice(self, begin, end) -> list[RDD]:
-        """The RDDs generated between two times (datetime or epoch seconds), inclusive."""
+        """The RDDs generated between two times (datetime or epoch seconds), inclusive.
+
+        As in Spark, times that are not batch times are floored to one."""
         begin_ms, end_ms = to_ms(begin), to_ms(end)
         if self._zero_ms is None:
             raise ValueError("slice() needs a started StreamingContext")
         slide = self._slide_ms
-        first = self._zero_ms + max(0, -(-(begin_ms - self._zero_ms) // slide)) * slide
+        first = self._zero_ms + ((begin_ms - self._zero_ms) // slide) * slide
         rdds = []
         t = max(first, self._zero_ms + slide)
         while t <= end_ms:

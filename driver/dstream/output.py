@@ -6,7 +6,7 @@ outputs were defined.
 """
 from __future__ import annotations
 
-import inspect
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -50,9 +50,15 @@ class ForEach:
 
 
 def _callsite(name: str) -> str:
-    for frame in inspect.stack()[2:]:
-        if "sluicegate" not in frame.filename or "/examples/" in frame.filename:
-            return f"{name} at {Path(frame.filename).name}:{frame.lineno}"
+    """``name at file.py:line`` of the user's code that defined the output.
+
+    Frames are told apart by module name, not path: an editable install's
+    files need not live under a directory called ``sluicegate``."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if not frame.f_globals.get("__name__", "").startswith("sluicegate."):
+            return f"{name} at {Path(frame.f_code.co_filename).name}:{frame.f_lineno}"
+        frame = frame.f_back
     return name
 
 

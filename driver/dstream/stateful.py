@@ -20,7 +20,7 @@ from sluicegate.common import taskfuncs as tf
 
 from ..checkpoint.rdd_ref import CheckpointedRDD
 from ..rdd.base import RDD
-from ..rdd.lineage import MapWithStateBatch
+from ..rdd.lineage import MapWithStateBatch, UpdateStateBatch
 from ..rdd.partitioner import Partitioner
 from .inputs import CheckpointUnsupported
 from .ops import StreamOp, to_datetime
@@ -51,8 +51,9 @@ class _WithInitialState(StreamOp):
 
 
 class StateOp(_WithInitialState):
-    """``update(previous_state_rdd_or_None, new_rdd)`` every batch with data;
-    a batch without data keeps the previous state."""
+    """``update(previous_rdd_or_None, previous_is_state, new_rdd)`` every batch with
+    data (the previous RDD is the last state, or else the initial RDD); a batch
+    without data keeps the previous state."""
 
     def __init__(self, parent: "DStream", update: Callable, initial: RDD | None):
         self.parents = [parent]
@@ -64,9 +65,9 @@ class StateOp(_WithInitialState):
         new = self.parents[0]._get_or_compute(time_ms)
         if new is None:
             return previous
-        if previous is None:
-            previous = self.initial_rdd(stream._sc)
-        return self.update(previous, new, time_ms)
+        if previous is not None:
+            return self.update(previous, True, new)
+        return self.update(self.initial_rdd(stream._sc), False, new)
 
     def describe(self):
         return "StateDStream"
@@ -156,15 +157,14 @@ class StatefulOperations:
         n = numPartitions if numPartitions is not None else self._sc.defaultParallelism
         if initialRDD is not None and not isinstance(initialRDD, RDD):
             initialRDD = self._sc.parallelize(initialRDD)
-        first = tf.UpdateFromValues(updateFunc)
-        then = tf.UpdateFromCogroup(updateFunc)
+        partitioner = Partitioner(n)
 
-        def update(previous: RDD | None, new: RDD, time_ms: int) -> RDD:
-            if previous is None:
-                state = new.groupByKey(n).mapValues(first)
-            else:
-                state = previous.cogroup(new.partitionBy(n), n).mapValues(then)
-            return state.filter(tf.value_not_none)
+        def update(previous: RDD | None, previous_is_state: bool, new: RDD) -> RDD:
+            data = new.partitionBy(n)  # only the new data moves; the state stays put
+            if previous is not None and previous.partitioner != partitioner:
+                previous = previous.partitionBy(n)
+            lineage = UpdateStateBatch(previous, previous_is_state, data, updateFunc)
+            return RDD(new.context, lineage, partitioner)
 
         stream = self._stream(StateOp(self, update, initialRDD))
         stream.persist_default()

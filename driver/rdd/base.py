@@ -21,6 +21,7 @@ from .transformations import Transformations
 
 if TYPE_CHECKING:
     from ..context.spark_context import SparkContext
+    from ..scheduler.planner import TaskPlanner
 
 _SPARK_5063 = (
     "It appears that you are attempting to broadcast an RDD or reference an RDD from an action "
@@ -107,15 +108,22 @@ class RDD(Transformations, Actions, PairFunctions):
     def _closures(self) -> list[Callable]:
         return [] if self._checkpoint_path else self._lineage.closures()
 
-    def _plan(self, split: int) -> p.PlanNode:
-        """Partition ``split`` as a plan tree: from the checkpoint, the cache, or lineage."""
-        if self._checkpoint_path:
-            node = p.CheckpointSource(f"{self._checkpoint_path}/part-{split:05d}")
-        else:
-            node = self._lineage.plan(split, self.ctx._closures)
+    def _plan(self, split: int, planner: "TaskPlanner") -> p.PlanNode:
+        """Partition ``split`` as a plan tree: from the cache, the checkpoint, or lineage."""
         if self.is_cached:
-            return p.PersistNode(rdd_block_id(self._id, split), self._storage_level.to_wire(), node)
-        return node
+            block_id = rdd_block_id(self._id, split)
+            holders = planner.cached_holders(block_id)
+            if holders:  # no need to ship the lineage behind a cached partition
+                child: p.PlanNode = p.CachedBlockRef(block_id, holders)
+            else:
+                child = self._compute_plan(split, planner)
+            return p.PersistNode(block_id, self._storage_level.to_wire(), child)
+        return self._compute_plan(split, planner)
+
+    def _compute_plan(self, split: int, planner: "TaskPlanner") -> p.PlanNode:
+        if self._checkpoint_path:
+            return p.CheckpointSource(f"{self._checkpoint_path}/part-{split:05d}")
+        return self._lineage.plan(split, planner)
 
     # -- persistence --------------------------------------------------------------------
     def cache(self) -> "RDD":

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from sluicegate.common.fileformats import is_splittable
 from sluicegate.common.protocol import plan as p
 
-from ..scheduler.closures import ClosureRegistry
+from ..scheduler.planner import TaskPlanner
 from .dependencies import Dependency, NarrowDependency, ShuffleDependency
 from .partitioner import Partitioner
 
@@ -33,7 +33,7 @@ class Lineage:
     def num_partitions(self) -> int:
         raise NotImplementedError
 
-    def plan(self, split: int, fns: ClosureRegistry) -> p.PlanNode:
+    def plan(self, split: int, planner: TaskPlanner) -> p.PlanNode:
         raise NotImplementedError
 
     def closures(self) -> list[Callable]:
@@ -55,7 +55,7 @@ class ParallelCollection(Lineage):
     def num_partitions(self) -> int:
         return len(self.slices)
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         return self.slices[split]
 
 
@@ -66,7 +66,7 @@ class Empty(Lineage):
     def num_partitions(self):
         return 0
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         return p.EmptySource()
 
 
@@ -80,7 +80,7 @@ class Blocks(Lineage):
     def num_partitions(self):
         return len(self.block_ids)
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         return p.BlockSource(self.block_ids[split])
 
 
@@ -114,14 +114,14 @@ class TextFiles(Lineage):
             while remaining / split_size > self.SPLIT_SLOP:
                 splits.append(p.FileSplitSource(path, size - remaining, split_size))
                 remaining -= split_size
-            if remaining or size == 0:
+            if remaining:  # empty files make no split (spark.hadoopRDD.ignoreEmptySplits)
                 splits.append(p.FileSplitSource(path, size - remaining, remaining))
         return splits
 
     def num_partitions(self):
         return len(self.splits())
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         return self.splits()[split]
 
     def describe(self):
@@ -145,7 +145,7 @@ class WholeTextFiles(Lineage):
     def num_partitions(self):
         return len(self.groups())
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         return p.WholeFilesSource(self.groups()[split])
 
 
@@ -164,7 +164,7 @@ class BinaryRecords(Lineage):
     def num_partitions(self):
         return len(self.files())
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         return p.BinaryRecordsSource(self.files()[split], self.record_length)
 
 
@@ -198,13 +198,13 @@ class MapPartitions(Lineage):
     def closures(self):
         return [self.fn]
 
-    def plan(self, split, fns):
-        child = self.parent._plan(split)
+    def plan(self, split, planner):
+        child = self.parent._plan(split, planner)
         node = _NODE_OF_KIND.get(self.kind)
         if node is not None:
-            return node(fns.register(self.fn), child)
+            return node(planner.register(self.fn), child)
         index = split if self.kind == "mapPartitionsWithIndex" else None
-        return p.MapPartitionsNode(fns.register(self.fn), index, child)
+        return p.MapPartitionsNode(planner.register(self.fn), index, child)
 
     def describe(self):
         return f"{self.kind}[{getattr(self.fn, '__name__', type(self.fn).__name__)}]"
@@ -220,11 +220,11 @@ class Union(Lineage):
     def num_partitions(self):
         return sum(r.getNumPartitions() for r in self.parents)
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         for parent in self.parents:
             n = parent.getNumPartitions()
             if split < n:
-                return parent._plan(split)
+                return parent._plan(split, planner)
             split -= n
         raise IndexError("union partition out of range")
 
@@ -239,8 +239,8 @@ class PartitionerAwareUnion(Lineage):
     def num_partitions(self):
         return self.parents[0].getNumPartitions()
 
-    def plan(self, split, fns):
-        return p.ConcatNode([r._plan(split) for r in self.parents])
+    def plan(self, split, planner):
+        return p.ConcatNode([r._plan(split, planner) for r in self.parents])
 
 
 class Coalesce(Lineage):
@@ -256,8 +256,8 @@ class Coalesce(Lineage):
     def num_partitions(self):
         return len(self.groups)
 
-    def plan(self, split, fns):
-        return p.ConcatNode([self.parent._plan(i) for i in self.groups[split]])
+    def plan(self, split, planner):
+        return p.ConcatNode([self.parent._plan(i, planner) for i in self.groups[split]])
 
 
 class Cartesian(Lineage):
@@ -268,9 +268,9 @@ class Cartesian(Lineage):
     def num_partitions(self):
         return self.left.getNumPartitions() * self.right.getNumPartitions()
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         n = self.right.getNumPartitions()
-        return p.CartesianNode(self.left._plan(split // n), self.right._plan(split % n))
+        return p.CartesianNode(self.left._plan(split // n, planner), self.right._plan(split % n, planner))
 
 
 class LocalCombine(Lineage):
@@ -288,9 +288,9 @@ class LocalCombine(Lineage):
     def closures(self):
         return list(self.combiner)
 
-    def plan(self, split, fns):
-        return p.CombineNode(combiner_spec(self.combiner, fns), self.values_are_combiners,
-                             self.parent._plan(split))
+    def plan(self, split, planner):
+        return p.CombineNode(combiner_spec(self.combiner, planner), self.values_are_combiners,
+                             self.parent._plan(split, planner))
 
 
 class SortWithinPartitions(Lineage):
@@ -306,26 +306,26 @@ class SortWithinPartitions(Lineage):
     def closures(self):
         return [self.keyfunc] if self.keyfunc is not None else []
 
-    def plan(self, split, fns):
-        key_fn = fns.register(self.keyfunc) if self.keyfunc is not None else None
-        return p.SortNode(key_fn, self.ascending, self.parent._plan(split))
+    def plan(self, split, planner):
+        key_fn = planner.register(self.keyfunc) if self.keyfunc is not None else None
+        return p.SortNode(key_fn, self.ascending, self.parent._plan(split, planner))
 
 
 # -- shuffles -----------------------------------------------------------------------
 
-def combiner_spec(combiner: tuple, fns: ClosureRegistry) -> p.Combiner:
+def combiner_spec(combiner: tuple, planner: TaskPlanner) -> p.Combiner:
     create, merge_value, merge_combiners = combiner
-    return p.Combiner(fns.register(create), fns.register(merge_value), fns.register(merge_combiners))
+    return p.Combiner(planner.register(create), planner.register(merge_value), planner.register(merge_combiners))
 
 
-def partitioner_spec(partitioner: Partitioner, fns: ClosureRegistry) -> p.PartitionerSpec:
+def partitioner_spec(partitioner: Partitioner, planner: TaskPlanner) -> p.PartitionerSpec:
     if partitioner.is_hash:
         return p.PartitionerSpec("hash", partitioner.numPartitions, None)
-    return p.PartitionerSpec("func", partitioner.numPartitions, fns.register(partitioner.partitionFunc))
+    return p.PartitionerSpec("func", partitioner.numPartitions, planner.register(partitioner.partitionFunc))
 
 
-def shuffle_read(dep: ShuffleDependency, split: int, fns: ClosureRegistry) -> p.ShuffleRead:
-    combiner = combiner_spec(dep.combiner, fns) if dep.combiner is not None else None
+def shuffle_read(dep: ShuffleDependency, split: int, planner: TaskPlanner) -> p.ShuffleRead:
+    combiner = combiner_spec(dep.combiner, planner) if dep.combiner is not None else None
     return p.ShuffleRead(dep.shuffle_id, split, dep.num_maps, combiner, dep.map_side_combine)
 
 
@@ -345,8 +345,8 @@ class Shuffled(Lineage):
             fns.append(self.dep.partitioner.partitionFunc)
         return fns
 
-    def plan(self, split, fns):
-        return shuffle_read(self.dep, split, fns)
+    def plan(self, split, planner):
+        return shuffle_read(self.dep, split, planner)
 
     def describe(self):
         return f"Shuffled[shuffle {self.dep.shuffle_id}]"
@@ -372,13 +372,13 @@ class CoGrouped(Lineage):
     def closures(self):
         return [] if self.partitioner.is_hash else [self.partitioner.partitionFunc]
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         children = []
         for dep in self.dependencies:
             if isinstance(dep, ShuffleDependency):
-                children.append(shuffle_read(dep, split, fns))
+                children.append(shuffle_read(dep, split, planner))
             else:
-                children.append(dep.rdd._plan(split))
+                children.append(dep.rdd._plan(split, planner))
         return p.CoGroupNode(children)
 
 
@@ -430,11 +430,11 @@ class MapWithStateBatch(Lineage):
     def closures(self):
         return [self.fn]
 
-    def plan(self, split, fns):
-        previous = self.previous._plan(split) if self.previous is not None else p.EmptySource()
-        return p.MapWithStateNode(fns.register(self.fn), self.time_ms, self.timeout_ms,
+    def plan(self, split, planner):
+        previous = self.previous._plan(split, planner) if self.previous is not None else p.EmptySource()
+        return p.MapWithStateNode(planner.register(self.fn), self.time_ms, self.timeout_ms,
                                   self.keep_versions, self.previous_is_state and self.previous is not None,
-                                  previous, self.data._plan(split))
+                                  previous, self.data._plan(split, planner))
 
 
 class CheckpointFiles(Lineage):
@@ -448,5 +448,30 @@ class CheckpointFiles(Lineage):
     def num_partitions(self):
         return self.count
 
-    def plan(self, split, fns):
+    def plan(self, split, planner):
         return p.CheckpointSource(f"{self.path}/part-{split:05d}")
+
+
+class UpdateStateBatch(Lineage):
+    """One batch of updateStateByKey: previous state and new data, co-partitioned."""
+
+    def __init__(self, previous: "RDD | None", previous_is_state: bool, data: "RDD", fn: Callable):
+        self.previous = previous
+        self.previous_is_state = previous_is_state
+        self.data = data
+        self.fn = fn
+        self.dependencies = [NarrowDependency(data)]
+        if previous is not None:
+            self.dependencies.append(NarrowDependency(previous))
+
+    def num_partitions(self):
+        return self.data.getNumPartitions()
+
+    def closures(self):
+        return [self.fn]
+
+    def plan(self, split, planner):
+        previous = self.previous._plan(split, planner) if self.previous is not None else p.EmptySource()
+        return p.UpdateStateNode(planner.register(self.fn),
+                                 self.previous_is_state or self.previous is None, previous,
+                                 self.data._plan(split, planner))

@@ -94,12 +94,16 @@ class Transformations:
 
     def coalesce(self: "RDD", numPartitions: int, shuffle: bool = False) -> "RDD":
         """Fewer partitions, merging neighbours (or any count, with ``shuffle``)."""
+        if not numPartitions > 0:
+            raise ValueError("Number of partitions must be positive.")
         if shuffle:
             return self.repartition(numPartitions)
         return self._derive(lin.Coalesce(self, numPartitions))
 
     def repartition(self: "RDD", numPartitions: int) -> "RDD":
         """Exactly ``numPartitions`` partitions, balanced by a shuffle."""
+        if not numPartitions > 0:
+            raise ValueError("Number of partitions must be positive.")
         keyed = self.mapPartitionsWithIndex(tf.RoundRobinKeys())
         return keyed.partitionBy(numPartitions, tf.int_key).values()
 

@@ -61,8 +61,16 @@ class RateLimiter:
             time.sleep(min(wait_s, 0.1))
 
 
+class BlockGeneratorStopped(RuntimeError):
+    """Data offered after the block generator stopped: it would reach no batch."""
+
+
 class BlockGenerator:
-    """Buffers one receiver's data and emits a block every ``interval_s``."""
+    """Buffers one receiver's data and emits a block every ``interval_s``.
+
+    Once stopped it refuses data (as Spark's does), so a ``store`` that
+    returned always reaches a batch, even one racing a (graceful) stop.
+    """
 
     def __init__(self, stream_id: int, interval_s: float, max_rate: int,
                  on_block: Callable[[ReceivedBlock], None]):
@@ -74,6 +82,9 @@ class BlockGenerator:
         self._text = bytearray()
         self._text_lines = 0
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._closed = False  # refusing data: stopped
+        self._in_flight = 0  # add_block_now calls handing over a block right now
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"block-generator-{stream_id}",
                                         daemon=True)
@@ -81,21 +92,37 @@ class BlockGenerator:
     def start(self) -> None:
         self._thread.start()
 
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise BlockGeneratorStopped(f"Cannot add data: the block generator of stream "
+                                        f"{self.stream_id} has been stopped")
+
     def add_records(self, records: list) -> None:
         self.limiter.take(len(records), self._stop.is_set)
         with self._lock:
+            self._refuse_if_closed()
             self._records.extend(records)
 
     def add_block_now(self, records: list, metadata: Any = None) -> None:
         """Make ``records`` a block of their own, now (a reliable store)."""
         self.limiter.take(len(records), self._stop.is_set)
-        if records:
+        with self._lock:
+            self._refuse_if_closed()
+            if not records:
+                return
+            self._in_flight += 1
+        try:
             self._emit(dump_records(records), len(records), swallow=False, metadata=metadata)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
     def add_text(self, text: bytes, lines: int) -> None:
         """Complete newline-terminated lines, as received."""
         self.limiter.take(lines, self._stop.is_set)
         with self._lock:
+            self._refuse_if_closed()
             self._text += text
             self._text_lines += lines
 
@@ -125,7 +152,11 @@ class BlockGenerator:
             log.exception("could not hand over block %s", block.block_id)
 
     def stop(self) -> None:
-        """Stop cutting on a timer, after one last cut of what is buffered."""
+        """Refuse further data, then stop cutting on a timer after one last cut of
+        what is buffered (and of blocks being handed over right now)."""
+        with self._lock:
+            self._closed = True
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=30.0)
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5.0)

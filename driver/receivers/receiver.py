@@ -51,6 +51,9 @@ class Receiver:
         a list; msgpack-able, e.g. the source offset after it) is saved in the
         same write; ``lastStoredMetadata()`` returns it after a driver restart,
         so a receiver can resume exactly where its stored data ends.
+
+        Once the streaming context has stopped the receiver, ``store`` raises
+        (as in Spark) instead of accepting data that no batch would get.
         """
         supervisor = self._require_supervisor()
         if isinstance(data, list):

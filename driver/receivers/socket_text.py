@@ -11,6 +11,7 @@ import threading
 
 from sluicegate.common.storagelevel import StorageLevel
 
+from .blocks import BlockGeneratorStopped
 from .receiver import Receiver
 
 CHUNK_BYTES = 1 << 16
@@ -69,7 +70,12 @@ class SocketTextReceiver(Receiver):
             if not self.isStopped():
                 self.restart(f"Error receiving data from {self.host}:{self.port}", exc)
             return
+        except BlockGeneratorStopped:
+            return  # the context stopped while this chunk was on its way
         if pending:
-            supervisor.push_text(pending + b"\n", 1)
+            try:
+                supervisor.push_text(pending + b"\n", 1)
+            except BlockGeneratorStopped:
+                return
         if not self.isStopped():
             self.restart("Socket data stream had no more data")

@@ -60,7 +60,7 @@ class BatchRunner:
 
     def submit(self, batch: Batch) -> None:
         batch.remaining = len(batch.jobs)
-        self.bus.post(StreamingListenerBatchSubmitted(batch.info))
+        self.bus.post(StreamingListenerBatchSubmitted(batch.info.snapshot()))
         with self._idle:
             self._unfinished += 1
         if not batch.jobs:
@@ -97,7 +97,7 @@ class BatchRunner:
             if batch.info.processing_start_ms >= 0:
                 return
             batch.info.processing_start_ms = now_ms()
-        self.bus.post(StreamingListenerBatchStarted(batch.info))
+        self.bus.post(StreamingListenerBatchStarted(batch.info.snapshot()))
 
     def _work(self) -> None:
         while True:
@@ -108,7 +108,7 @@ class BatchRunner:
             self._start(batch)
             info = batch.info.output_infos[output_id]
             info.start_ms = now_ms()
-            self.bus.post(StreamingListenerOutputOperationStarted(info))
+            self.bus.post(StreamingListenerOutputOperationStarted(info.snapshot()))
             try:
                 job()
             except BaseException as exc:  # noqa: BLE001 - user code; report, keep running
@@ -117,7 +117,7 @@ class BatchRunner:
                           output_id, info.description, info.failure_reason)
                 self.on_error(exc)
             info.end_ms = now_ms()
-            self.bus.post(StreamingListenerOutputOperationCompleted(info))
+            self.bus.post(StreamingListenerOutputOperationCompleted(info.snapshot()))
             with batch.lock:
                 batch.remaining -= 1
                 last = batch.remaining == 0
@@ -127,7 +127,7 @@ class BatchRunner:
     def _finish(self, batch: Batch) -> None:
         info = batch.info
         info.processing_end_ms = now_ms()
-        self.bus.post(StreamingListenerBatchCompleted(info))
+        self.bus.post(StreamingListenerBatchCompleted(info.snapshot()))
         log.info("batch %s: %d records, scheduling delay %d ms, processing %d ms, total delay %d ms%s",
                  info.batch_time_ms, info.numRecords(), info.schedulingDelay(),
                  info.processingDelay(), info.totalDelay(), " (FAILED)" if info.failed() else "")

@@ -24,7 +24,7 @@ from typing import Callable
 
 from sluicegate.common.protocol import plan as p
 from sluicegate.common.protocol.executor import (
-    FAIL_FETCH, FAIL_MISSING_FUNCTION, TaskFailed, TaskSucceeded)
+    FAIL_BLOCK_MISSING, FAIL_FETCH, FAIL_MISSING_FUNCTION, TaskFailed, TaskSucceeded)
 
 from ..rdd.base import rdd_block_id
 from ..rdd.lineage import combiner_spec, partitioner_spec
@@ -32,6 +32,7 @@ from .block_locations import BlockLocations
 from .closures import ClosureRegistry
 from .jobs import Job, JobFailedError
 from .map_outputs import MapOutputTracker, MapStatus
+from .planner import TaskPlanner
 from .stages import Stage, parent_shuffles
 from .task_set import Task, TaskRun, TaskScheduler, TaskSet, analyse_plan
 
@@ -54,6 +55,7 @@ class DAGScheduler:
         self.on_task_end = on_task_end or (lambda run, outcome: None)
         self.map_outputs = MapOutputTracker()
         self.block_locations = BlockLocations()
+        self.planner = TaskPlanner(closures, self.block_locations, self.executors_address)
         self.tasks = TaskScheduler(locality_wait_s)
         self.executors: dict[str, str] = {}  # alive executor id -> block address
         self.jobs: dict[int, Job] = {}
@@ -66,6 +68,9 @@ class DAGScheduler:
         self._idle_since: float | None = None
 
     # -- executors ----------------------------------------------------------------
+    def executors_address(self, executor_id: str) -> str | None:
+        return self.executors.get(executor_id)
+
     def executor_added(self, executor_id: str, block_address: str) -> None:
         self.executors[executor_id] = block_address
         self._idle_since = None
@@ -168,12 +173,12 @@ class DAGScheduler:
         self.tasks.add(task_set)
 
     def _make_task(self, stage: Stage, partition: int, job_id: int) -> Task:
-        plan = stage.rdd._plan(partition)
+        plan = stage.rdd._plan(partition, self.planner)
         if stage.is_map_stage:
             dep = stage.shuffle_dep
-            combiner = combiner_spec(dep.combiner, self.closures) if dep.map_side_combine else None
+            combiner = combiner_spec(dep.combiner, self.planner) if dep.map_side_combine else None
             sink: p.Sink = p.ShuffleWriteSink(dep.shuffle_id, partition,
-                                               partitioner_spec(dep.partitioner, self.closures),
+                                               partitioner_spec(dep.partitioner, self.planner),
                                                combiner)
         else:
             sink = p.CollectSink()
@@ -247,6 +252,8 @@ class DAGScheduler:
             return True
         if message.reason == FAIL_MISSING_FUNCTION:
             task_set.requeue(run.task.partition, now)
+        elif message.reason == FAIL_BLOCK_MISSING:
+            self._block_missing(task_set, run, message, now)
         elif message.reason == FAIL_FETCH:
             self._fetch_failed(task_set, run, message, now)
         else:
@@ -277,6 +284,19 @@ class DAGScheduler:
         self._abort_stage(stage, JobFailedError(
             message, error_type=error_type, error_message=text, worker_traceback=traceback,
             stage_id=stage.id, partition=partition, executor_id=run.executor_id))
+
+    def _block_missing(self, task_set: TaskSet, run: TaskRun, message: TaskFailed,
+                       now: float) -> None:
+        """A block the plan expected is gone: forget where we thought it was and
+        plan the task again (from lineage, where there is any)."""
+        if message.block_id:
+            gone = message.block_id
+            self.block_locations.remove_where(lambda b: b == gone)
+        stage = self.stages[task_set.stage_id]
+        partition = run.task.partition
+        task_set.tasks[partition] = self._make_task(stage, partition, run.task.job_id)
+        self._count_failure(task_set, run, message.reason, message.message, message.traceback,
+                            message.error_type, now)
 
     def _fetch_failed(self, task_set: TaskSet, run: TaskRun, message: TaskFailed, now: float) -> None:
         stage = self.stages[task_set.stage_id]

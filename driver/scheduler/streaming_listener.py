@@ -9,6 +9,7 @@ listener never slows a batch.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import threading
@@ -83,6 +84,10 @@ class OutputOperationInfo:
     def duration(self) -> int:
         return self.end_ms - self.start_ms if self.end_ms >= 0 and self.start_ms >= 0 else -1
 
+    def snapshot(self) -> "OutputOperationInfo":
+        """A copy that later progress of the operation does not change."""
+        return copy.copy(self)
+
 
 @dataclass
 class BatchInfo:
@@ -135,6 +140,14 @@ class BatchInfo:
 
     def failed(self) -> bool:
         return any(o.failure_reason for o in self.output_infos.values())
+
+    def snapshot(self) -> "BatchInfo":
+        """A copy that later progress of the batch does not change: events carry
+        one, as Spark's immutable BatchInfo, however late a listener reads it."""
+        clone = copy.copy(self)
+        clone.input_infos = dict(self.input_infos)
+        clone.output_infos = {k: o.snapshot() for k, o in self.output_infos.items()}
+        return clone
 
 
 @dataclass

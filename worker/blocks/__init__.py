@@ -1,4 +1,4 @@
 """Cached and persisted partitions and shuffle blocks, spilled to disk past a limit."""
-from .store import BlockStore, estimate_size
+from .store import BlockMissing, BlockStore, estimate_size
 
-__all__ = ["BlockStore", "estimate_size"]
+__all__ = ["BlockMissing", "BlockStore", "estimate_size"]

@@ -27,6 +27,14 @@ from sluicegate.common.serializer import dump_records, load_records
 log = logging.getLogger("sluicegate.worker.blocks")
 
 
+class BlockMissing(Exception):
+    """A block a task needs is on neither this executor nor anywhere it asked."""
+
+    def __init__(self, block_id: str, why: str):
+        super().__init__(f"block {block_id} {why}")
+        self.block_id = block_id
+
+
 @dataclass
 class _Entry:
     size: int

@@ -2,19 +2,22 @@
 
 A text file is cut into byte ranges; a line belongs to the range holding its
 first byte (Hadoop's rule), so ranges can be read independently and no line
-is lost or read twice. Compressed files are read whole by one task.
+is lost or read twice. A line ends at ``\n``, ``\r\n`` or a lone ``\r``, as in
+Hadoop's LineReader. Compressed files are read whole by one task.
 """
 from __future__ import annotations
 
 import bz2
 import gzip
 import lzma
+import re
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from sluicegate.common.serializer import load_records
+from sluicegate.common.serializer import load_records, split_lines
 
 _DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 def _open(path: str) -> BinaryIO:
@@ -22,32 +25,43 @@ def _open(path: str) -> BinaryIO:
     return opener(path, "rb") if opener else open(path, "rb")
 
 
-def _decode(line: bytes) -> str:
-    if line.endswith(b"\n"):
-        line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-    elif line.endswith(b"\r"):
-        line = line[:-1]
-    return line.decode("utf-8", "replace")
+def _finish_line(f: BinaryIO, data: bytes) -> bytes:
+    """Read on from where ``data`` stopped to the end of the line it is in."""
+    if data.endswith(b"\n"):
+        return b""
+    if data.endswith(b"\r"):
+        following = f.read(1)
+        return following if following == b"\n" else b""
+    rest = f.readline()  # stops at \n; a lone \r may end the line sooner
+    match = _LINE_END.search(rest)
+    return rest if match is None else rest[:match.end()]
 
 
 def read_lines(path: str, start: int, length: int) -> Iterator[str]:
-    """Lines starting in ``[start, start + length)``; length < 0 reads to the end."""
+    """Lines starting in ``[start, start + length)``; length < 0 reads to the end.
+
+    The range (from one byte before it, to see whether a line starts right at
+    ``start``) is read in one go and split in C; the line that starts inside
+    it and runs past its end is finished by one more read.
+    """
     with _open(path) as f:
         if length < 0:
-            for line in f:
-                yield _decode(line)
-            return
+            return iter(split_lines(f.read()))
         end = start + length
-        position = start
+        base = max(0, start - 1)
+        f.seek(base)
+        data = f.read(end - base)
+        if len(data) == end - base:
+            data += _finish_line(f, data)
+        first = 0
         if start > 0:
-            f.seek(start - 1)
-            position = start - 1 + len(f.readline())
-        while position < end:
-            line = f.readline()
-            if not line:
-                return
-            position += len(line)
-            yield _decode(line)
+            match = _LINE_END.search(data)
+            if match is None:
+                return iter(())
+            first = match.end()
+        if base + first >= end:
+            return iter(())
+        return iter(split_lines(data[first:]))
 
 
 def read_whole_files(paths: list[str]) -> Iterator[tuple[str, str]]:

@@ -15,6 +15,8 @@ from sluicegate.common.resultiterable import ResultIterable
 from sluicegate.common.serializer import load_records
 from sluicegate.common.storagelevel import StorageLevel
 
+from ..blocks import BlockMissing
+from ..shuffle.blocks import FetchFailed
 from ..shuffle.reader import ShuffleReadResult, fetch_reduce_blocks, merge_blocks
 from ..shuffle.writer import combine_by_key
 from . import file_sources
@@ -173,6 +175,25 @@ def _first(kv):
     return kv[0]
 
 
+def _cached_block(node: p.CachedBlockRef, ctx: PlanContext) -> Iterator:
+    records = ctx.store.get_records(node.block_id)
+    if records is not None:
+        return iter(records)
+    for executor_id, address in node.holders:
+        if executor_id == ctx.executor_id:
+            continue
+
+        def missing(block_id: str, why: str) -> FetchFailed:
+            return FetchFailed(-1, -1, executor_id, why)
+
+        try:
+            for _, data in ctx.fetcher.fetch({(executor_id, address): [node.block_id]}, missing):
+                return iter(load_records(data))
+        except FetchFailed:
+            continue
+    raise BlockMissing(node.block_id, "is no longer cached where the driver thought")
+
+
 def _persist(node: p.PersistNode, ctx: PlanContext) -> Iterator:
     cached = ctx.store.get_records(node.block_id)
     if cached is not None:
@@ -198,6 +219,35 @@ def _map_with_state(node: p.MapWithStateNode, ctx: PlanContext) -> Iterator:
     return iter([record])
 
 
+def _update_state(node: p.UpdateStateNode, ctx: PlanContext) -> Iterator:
+    update = ctx.fn(node.fn)
+    new: dict = {}
+    for key, value in build(node.data, ctx):
+        values = new.get(key)
+        if values is None:
+            new[key] = [value]
+        else:
+            values.append(value)
+    previous = build(node.previous, ctx)
+    if not node.previous_is_state:
+        first: dict = {}
+        for key, state in previous:
+            first.setdefault(key, state)
+        previous = iter(first.items())
+    out = []
+    append = out.append
+    take = new.pop
+    for key, last in previous:
+        state = update(take(key, None) or [], last)
+        if state is not None:
+            append((key, state))
+    for key, values in new.items():
+        state = update(values, None)
+        if state is not None:
+            append((key, state))
+    return iter(out)
+
+
 _BUILDERS: dict[type, Callable[[p.PlanNode, PlanContext], Iterator]] = {
     p.BlockSource: _block,
     p.RangeSource: _range,
@@ -219,5 +269,7 @@ _BUILDERS: dict[type, Callable[[p.PlanNode, PlanContext], Iterator]] = {
     p.CombineNode: _combine,
     p.SortNode: _sort,
     p.PersistNode: _persist,
+    p.CachedBlockRef: _cached_block,
     p.MapWithStateNode: _map_with_state,
+    p.UpdateStateNode: _update_state,
 }

@@ -34,12 +34,12 @@ from sluicegate.common.protocol.executor import (
     LaunchTask, PushBlock, RegisterExecutor, RegistrationRefused, StopExecutor)
 from sluicegate.common.transport import Transport, advertised_host, endpoint, recv, send
 
-from ..blocks import BlockStore
+from ..blocks import BlockMissing, BlockStore
 from ..shuffle.blocks import is_rdd_block_of, is_shuffle_block_of
 from ..shuffle.fetcher import PeerFetcher
 from ..shuffle.service import answer_fetch
 from .functions import FunctionCache
-from .task_runner import BlockMissing, TaskRunner
+from .task_runner import TaskRunner
 
 log = logging.getLogger("sluicegate.worker.executor")
 
@@ -148,11 +148,11 @@ class _DriverBlockReader:
                 continue
             if isinstance(reply, DriverBlock) and reply.request_id == request_id:
                 if not reply.found:
-                    raise BlockMissing(f"block {block_id} is on neither this executor nor the driver")
+                    raise BlockMissing(block_id, "is on neither this executor nor the driver")
                 data = bytes(reply.payload[0])
                 self.store.put_bytes(block_id, data)
                 return data
-        raise BlockMissing(f"the driver did not send block {block_id} within {self.timeout_s:.0f}s")
+        raise BlockMissing(block_id, f"did not come from the driver within {self.timeout_s:.0f}s")
 
 
 class _DriverLink(threading.Thread):

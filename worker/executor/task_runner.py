@@ -20,7 +20,7 @@ from sluicegate.common.protocol.executor import (
 from sluicegate.common.serializer import dump_records
 from sluicegate.common.taskcontext import TaskContext, set_current
 
-from ..blocks import BlockStore
+from ..blocks import BlockMissing, BlockStore
 from ..shuffle.blocks import FetchFailed
 from ..shuffle.fetcher import PeerFetcher
 from ..shuffle.writer import partitioner_function, write_map_output
@@ -28,10 +28,6 @@ from .functions import FunctionCache, MissingFunction
 from .operators import PlanContext, build
 
 log = logging.getLogger("sluicegate.worker.task")
-
-
-class BlockMissing(Exception):
-    """An input block is on neither this executor nor the driver."""
 
 
 class TaskRunner:
@@ -64,7 +60,7 @@ class TaskRunner:
         except MissingFunction as exc:
             return self._failed(task, started, FAIL_MISSING_FUNCTION, exc)
         except BlockMissing as exc:
-            return self._failed(task, started, FAIL_BLOCK_MISSING, exc)
+            return self._failed(task, started, FAIL_BLOCK_MISSING, exc, block_id=exc.block_id)
         except BaseException as exc:  # noqa: BLE001 - user code may raise anything, SystemExit too
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -107,10 +103,10 @@ class TaskRunner:
 
     def _failed(self, task: LaunchTask, started: float, reason: str, exc: BaseException,
                 prefix: str = "", shuffle_id: int | None = None, map_id: int | None = None,
-                peer: str | None = None) -> TaskFailed:
+                peer: str | None = None, block_id: str | None = None) -> TaskFailed:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         if reason != FAIL_ERROR:
             log.info("task %s.%s: %s: %s", task.task_id, task.attempt, reason, exc)
         return TaskFailed(task.task_id, task.attempt, self.executor_id, reason,
                           type(exc).__name__, prefix + str(exc), text, shuffle_id, map_id, peer,
-                          (time.perf_counter() - started) * 1000.0)
+                          (time.perf_counter() - started) * 1000.0, block_id)
