@@ -37,6 +37,11 @@ BLOCK_MEMORY_LIMIT = "spark.sluicegate.blocks.memoryLimit"
 FETCH_TIMEOUT = "spark.sluicegate.shuffle.fetchTimeout"
 WORK_DIR = "spark.sluicegate.workDir"
 
+UI_ENABLED = "spark.ui.enabled"
+UI_PORT = "spark.ui.port"
+UI_BIND_ADDRESS = "spark.ui.bindAddress"
+PROGRESS = "spark.sluicegate.progress"
+
 STREAMING_BLOCK_INTERVAL = "spark.streaming.blockInterval"
 STREAMING_CONCURRENT_JOBS = "spark.streaming.concurrentJobs"
 STREAMING_RECEIVER_MAX_RATE = "spark.streaming.receiver.maxRate"
@@ -127,6 +132,10 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     Setting(BLOCK_MEMORY_LIMIT, "512m", parse_size_bytes,
             "bytes of blocks an executor keeps in memory before spilling to disk"),
     Setting(FETCH_TIMEOUT, "30s", _duration("s"), "a shuffle fetch without reply fails after this"),
+    Setting(UI_ENABLED, True, parse_bool, "serve the status pages, REST API and /metrics"),
+    Setting(UI_PORT, 4040, int, "status page port (the next free one if taken; 0: any)"),
+    Setting(UI_BIND_ADDRESS, "127.0.0.1", str, "status page address (beyond loopback needs a secret)"),
+    Setting(PROGRESS, True, parse_bool, "print a live line per completed batch to stderr"),
     Setting(STREAMING_BLOCK_INTERVAL, "200ms", _duration("ms"), "receiver block cutting period"),
     Setting(STREAMING_CONCURRENT_JOBS, 1, int, "output jobs that may run at once"),
     Setting(STREAMING_RECEIVER_MAX_RATE, 0, int, "records/s cap per receiver (0: none)"),

@@ -69,12 +69,22 @@ def cmd_driver(args) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     service.start()
+    ui = None
+    if args.ui_port >= 0:
+        from .status.server import ServiceStatusSource, StatusServer
+        try:
+            ui = StatusServer(ServiceStatusSource(service), args.ui_host, args.ui_port).start()
+            print(f"status pages at {ui.url}", file=sys.stderr, flush=True)
+        except OSError as exc:
+            logging.getLogger("sluicegate.service").warning("status pages disabled: %s", exc)
     logging.getLogger("sluicegate.service").info(
         "sluicegate driver listening on %s (work dir %s)", service.master_url, work_dir)
     print(f"sluicegate driver listening on {service.master_url}", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
         if not service.is_alive():
             return 1
+    if ui is not None:
+        ui.stop()
     service.stop(timeout_s=15)
     transport.close()
     return 0
@@ -119,7 +129,7 @@ def cmd_submit(args) -> int:
     try:
         answer = client.request(SubmitJob(
             args.name or script.stem, script.name, list(args.args), args.cores,
-            [p.name for p in py_files], args.detach,
+            [p.name for p in py_files], args.detach, args.quiet,
             payload=[script.read_bytes()] + [p.read_bytes() for p in py_files]), timeout_s=30)
         if isinstance(answer, JobRejected):
             print(f"sluicegate submit: rejected: {answer.reason}", file=sys.stderr)
@@ -262,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--advertise-host", help="address workers and jobs should use for this host")
     p.add_argument("--work-dir", help="where submitted jobs' files live")
     p.add_argument("--executor-memory", default="512m", help="block memory per executor")
+    p.add_argument("--ui-port", type=int, default=8080,
+                   help="status pages port (next free if taken; -1: none)")
+    p.add_argument("--ui-host", default="127.0.0.1", help="status pages address")
     secret_option(p)
     log_options(p)
     p.set_defaults(run=cmd_driver)
@@ -284,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=int, default=0, help="most cores the job may use")
     p.add_argument("--name", help="job name (default: the script's)")
     p.add_argument("--detach", action="store_true", help="print the job id and return at once")
-    p.add_argument("--quiet", action="store_true", help="no progress lines, only the job's output")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines (the job's live line per batch included)")
     p.add_argument("script")
     p.add_argument("args", nargs=argparse.REMAINDER)
     secret_option(p)

@@ -110,6 +110,7 @@ class SubmitJob(WireRecord):
     cores: int
     py_file_names: list[str]
     detach: bool
+    quiet: bool
     payload: list = field(default_factory=list)
 
 

@@ -76,7 +76,8 @@ class TaskSucceeded(WireRecord):
     attempt: int
     executor_id: str
     duration_ms: float
-    records_out: int
+    records_in: int   # read by the task's sources (blocks, files, shuffle, cache)
+    records_out: int  # sent back, or written to shuffle blocks
     shuffle_read_bytes: int
     shuffle_write_bytes: int
     map_block_sizes: list[int] | None

@@ -11,6 +11,7 @@ import logging
 import pickle
 import shutil
 import tempfile
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sluicegate.common.transport import Transport, advertised_host, endpoint
 from ..scheduler.closures import ClosureRegistry
 from ..scheduler.dag import DAGScheduler
 from ..scheduler.jobs import Job, JobFailedError
+from ..status.store import StatusStore, task_status
 from .driver_blocks import DriverBlocks
 from .endpoint import DriverEndpoint, EndpointSettings
 from .cluster_backend import ClusterBackend
@@ -53,8 +55,13 @@ class DriverRuntime:
         self.blocks = DriverBlocks()
         self._job_ids = itertools.count(0)
         self._push_turns = itertools.count(0)
+        self.status = StatusStore()
+        self.job_tags = threading.local()  # which streaming batch/output runs jobs on this thread
         self.dag = DAGScheduler(
             closures, max_failures=max_failures,
+            on_task_end=lambda run, outcome, attempt: self.status.task_ended(
+                task_status(run, outcome, attempt)),
+            on_stage_submitted=self._stage_submitted,
             max_stage_attempts=cfg.get_setting(conf, cfg.STAGE_MAX_ATTEMPTS),
             locality_wait_s=cfg.get_setting(conf, cfg.LOCALITY_WAIT),
             no_executor_timeout_s=cfg.get_setting(conf, cfg.NO_EXECUTOR_TIMEOUT),
@@ -104,6 +111,11 @@ class DriverRuntime:
             raise RuntimeError(f"only {registered} of {wanted} {where} registered within "
                                f"{timeout:.0f}s")
 
+    def _stage_submitted(self, stage, task_set) -> None:
+        kind = f"map for shuffle {stage.shuffle_dep.shuffle_id}" if stage.is_map_stage else "result"
+        self.status.stage_submitted(stage.id, task_set.attempt, repr(stage.rdd), kind,
+                                    len(task_set.tasks), sorted(stage.job_ids))
+
     # -- executor lifecycle (loop thread / watcher threads) ------------------------------
     def _process_exited(self, executor_id: str, code: int) -> None:
         self.endpoint.post(lambda: self.endpoint.executor_lost(
@@ -123,6 +135,9 @@ class DriverRuntime:
         if self._stopped or not self.endpoint.alive:
             raise RuntimeError("Cannot call methods on a stopped SparkContext")
         job = Job(next(self._job_ids), rdd, partitions, description)
+        self.status.job_started(job.id, description or repr(rdd), len(partitions),
+                                getattr(self.job_tags, "batch_ms", None),
+                                getattr(self.job_tags, "output_id", None))
         self.endpoint.post(lambda: self.dag.submit_job(job, time.monotonic()))
         try:
             while not job.wait(0.25):
@@ -132,6 +147,8 @@ class DriverRuntime:
         except KeyboardInterrupt:
             self.endpoint.post(lambda: self.dag.cancel_job(job.id, "interrupted"))
             raise
+        finally:
+            self.status.job_ended(job.id, job.stage_ids, job.error)
         if job.error is not None:
             error = job.error
             if isinstance(error, JobFailedError):

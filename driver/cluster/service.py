@@ -289,6 +289,8 @@ class ClusterService(RouterLoop):
             "PYTHONPATH": os.pathsep.join(python_path + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "PYTHONUNBUFFERED": "1",
         })
+        if message.quiet:
+            env["SLUICEGATE_QUIET"] = "1"
         job.process = JobProcess(job_id, job_dir, script, job.args, env,
                                  on_output=lambda j, s, d: self.post(lambda: self._job_output(j, s, d)),
                                  on_exit=lambda j, c: self.post(lambda: self._job_exited(j, c)))

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 from sluicegate.common import config as cfg
 from sluicegate.common.accumulators import Accumulator, AccumulatorParam, default_param
-from sluicegate.common.auth import new_secret, read_secret_file, resolve_secret
+from sluicegate.common.auth import check_bind_allowed, new_secret, read_secret_file, resolve_secret
 from sluicegate.common.broadcast import Broadcast, block_id as broadcast_block_id
 from sluicegate.common.protocol import plan as p
 from sluicegate.common.serializer import SerializationError, dump_records, load_records
@@ -35,6 +35,8 @@ from ..rdd.dependencies import ShuffleDependency
 from ..rdd.partitioner import Partitioner
 from ..scheduler.closures import ClosureRegistry
 from ..scheduler.stages import lineage_rdds
+from ..status.metrics import AppMetrics
+from ..status.server import AppStatusSource, StatusServer
 from .conf import SparkConf
 
 log = logging.getLogger("sluicegate.driver")
@@ -146,10 +148,14 @@ class SparkContext:
             self._local_properties: dict[str, str] = {}
             self._stopped = False
             self._stop_hooks: list[Callable[[], None]] = []  # e.g. a StreamingContext on it
+            self._ui = None
             self._runtime = DriverRuntime(conf_dict, master_spec, _secret(conf_dict, master_spec),
                                           self._closures, self._apply_accumulator_updates,
                                           max_failures, self.appName)
             self._runtime.start()
+            self._metrics = AppMetrics(lambda: len(self._runtime.endpoint.registry.alive()))
+            self._runtime.status.listeners.append(self._metrics)
+            self._ui = self._start_ui(conf_dict)
             SparkContext._active_spark_context = self
             atexit.register(self._stop_at_exit)
 
@@ -168,6 +174,8 @@ class SparkContext:
             if self._stopped:
                 return
             self._stopped = True
+            if self._ui is not None:
+                self._ui.stop()
             for hook in list(self._stop_hooks):
                 try:
                     hook()
@@ -213,7 +221,23 @@ class SparkContext:
 
     @property
     def uiWebUrl(self) -> str | None:
-        return None
+        """The status pages' address (None when spark.ui.enabled is false)."""
+        return self._ui.url if self._ui is not None else None
+
+    def _start_ui(self, conf: dict) -> "StatusServer | None":
+        if not cfg.get_setting(conf, cfg.UI_ENABLED):
+            return None
+        host = cfg.get_setting(conf, cfg.UI_BIND_ADDRESS)
+        explicit_secret = conf.get(cfg.SECRET) or conf.get(cfg.SECRET_FILE)
+        check_bind_allowed(host, explicit_secret.encode() if explicit_secret else None)
+        try:
+            source = AppStatusSource(self.appName, self._runtime.status, self._metrics, self._runtime)
+            server = StatusServer(source, host, cfg.get_setting(conf, cfg.UI_PORT)).start()
+        except OSError as exc:  # a busy port must not stop the application
+            log.warning("status pages disabled: %s", exc)
+            return None
+        log.info("status pages at %s", server.url)
+        return server
 
     def getConf(self) -> SparkConf:
         return self._conf.copy()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import os
 import shutil
 import signal
 import threading
@@ -40,6 +41,7 @@ from ..scheduler.job_generator import JobGenerator, first_batch_time
 from ..scheduler.streaming_listener import (
     BatchInfo, OutputOperationInfo, StreamInputInfo, StreamingListener, StreamingListenerBus,
     StreamingListenerStreamingStarted)
+from ..status.listener import ConsoleProgress, StatusListener
 from .conf import SparkConf
 from .spark_context import VERSION, SparkContext
 
@@ -78,7 +80,10 @@ class StreamingContext:
         self._stream_ids = itertools.count(0)
         self._generator = JobGenerator(self._clock, self._batch_ms, self._generate_batch)
         self._runner = BatchRunner(cfg.get_setting(conf, cfg.STREAMING_CONCURRENT_JOBS), self._bus,
-                                   self._batch_done, self._report_error)
+                                   self._batch_done, self._report_error, self._tag_jobs)
+        self._bus.add(StatusListener(sparkContext._runtime.status))
+        if cfg.get_setting(conf, cfg.PROGRESS) and os.environ.get("SLUICEGATE_QUIET") != "1":
+            self._bus.add(ConsoleProgress(self._batch_ms))
         self._error: BaseException | None = None
         self._changed = threading.Condition()
         self._checkpoint_dir: str | None = None
@@ -204,6 +209,8 @@ class StreamingContext:
             self._state = ACTIVE
             StreamingContext._activeContext = self
             self._install_signal_handlers()
+        self._sc._runtime.status.streaming_started(self._batch_ms)
+        self._sc._metrics.batch_interval_ms = self._batch_ms
         self._bus.post(StreamingListenerStreamingStarted(now_ms()))
         log.info("streaming started: batches every %d ms from %d", self._batch_ms, first)
 
@@ -377,6 +384,10 @@ class StreamingContext:
             metadata.write(self._checkpoint_dir, self._checkpoint_record(time_ms))
         except Exception:  # noqa: BLE001 - a failed checkpoint must not stop the stream
             log.exception("could not write the metadata checkpoint for batch %s", time_ms)
+
+    def _tag_jobs(self, batch_ms: int | None, output_id: int | None) -> None:
+        tags = self._sc._runtime.job_tags
+        tags.batch_ms, tags.output_id = batch_ms, output_id
 
     def _report_error(self, error: BaseException) -> None:
         with self._changed:

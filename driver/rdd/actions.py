@@ -155,7 +155,9 @@ class Actions:
 def save_text_atomically(rdd: "RDD", target: Path, replace: bool) -> None:
     """Write ``rdd`` as text parts into ``target`` in one rename.
 
-    With ``replace`` an existing ``target`` (a replayed batch) is swapped out.
+    With ``replace`` an existing ``target`` (a replayed batch) is swapped out,
+    and what an earlier attempt of it left behind when its driver died (a
+    staging or swapped-out directory) is removed once the new one is in place.
     """
     target = target.absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +173,10 @@ def save_text_atomically(rdd: "RDD", target: Path, replace: bool) -> None:
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.rename(staging, target)
+        if replace:
+            for debris in target.parent.iterdir():
+                if debris.name.startswith((f".{target.name}.staging-", f".{target.name}.old-")):
+                    shutil.rmtree(debris, ignore_errors=True)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -42,10 +42,12 @@ class Batch:
 
 class BatchRunner:
     def __init__(self, concurrent_jobs: int, bus: StreamingListenerBus,
-                 on_batch_done: Callable[[Batch], None], on_error: Callable[[BaseException], None]):
+                 on_batch_done: Callable[[Batch], None], on_error: Callable[[BaseException], None],
+                 tag_jobs: Callable[[int | None, int | None], None] = lambda batch, output: None):
         self.bus = bus
         self.on_batch_done = on_batch_done
         self.on_error = on_error
+        self.tag_jobs = tag_jobs  # the jobs a thread runs belong to this batch and output op
         self._jobs: queue.Queue = queue.Queue()
         self._threads = [threading.Thread(target=self._work, name=f"streaming-job-{i}", daemon=True)
                          for i in range(max(1, concurrent_jobs))]
@@ -109,6 +111,7 @@ class BatchRunner:
             info = batch.info.output_infos[output_id]
             info.start_ms = now_ms()
             self.bus.post(StreamingListenerOutputOperationStarted(info.snapshot()))
+            self.tag_jobs(batch.time_ms, output_id)
             try:
                 job()
             except BaseException as exc:  # noqa: BLE001 - user code; report, keep running
@@ -116,6 +119,8 @@ class BatchRunner:
                 log.error("batch %s: output operation %s (%s) failed: %s", batch.time_ms,
                           output_id, info.description, info.failure_reason)
                 self.on_error(exc)
+            finally:
+                self.tag_jobs(None, None)
             info.end_ms = now_ms()
             self.bus.post(StreamingListenerOutputOperationCompleted(info.snapshot()))
             with batch.lock:

@@ -46,13 +46,15 @@ class DAGScheduler:
                  max_stage_attempts: int = 4, locality_wait_s: float = 3.0,
                  no_executor_timeout_s: float = 30.0,
                  on_accumulators: Callable[[bytes], None] | None = None,
-                 on_task_end: Callable[[TaskRun, object], None] | None = None):
+                 on_task_end: Callable[[TaskRun, object, int], None] | None = None,
+                 on_stage_submitted: Callable[[Stage, TaskSet], None] | None = None):
         self.closures = closures
         self.max_failures = max_failures
         self.max_stage_attempts = max_stage_attempts
         self.no_executor_timeout_s = no_executor_timeout_s
         self.on_accumulators = on_accumulators or (lambda data: None)
-        self.on_task_end = on_task_end or (lambda run, outcome: None)
+        self.on_task_end = on_task_end or (lambda run, outcome, stage_attempt: None)
+        self.on_stage_submitted = on_stage_submitted or (lambda stage, task_set: None)
         self.map_outputs = MapOutputTracker()
         self.block_locations = BlockLocations()
         self.planner = TaskPlanner(closures, self.block_locations, self.executors_address)
@@ -85,6 +87,10 @@ class DAGScheduler:
             found = self.tasks.finish(tid)
             if found is not None:
                 task_set, run = found
+                self.on_task_end(run, TaskFailed(
+                    tid, run.attempt, executor_id, FAIL_EXECUTOR_LOST, "ExecutorLostFailure",
+                    f"executor {executor_id} was lost ({reason})", "", None, None, None,
+                    (now - run.started_s) * 1000.0), task_set.attempt)
                 self._count_failure(task_set, run, FAIL_EXECUTOR_LOST,
                                     f"executor {executor_id} was lost while running the task ({reason})",
                                     "", "ExecutorLostFailure", now)
@@ -171,6 +177,7 @@ class DAGScheduler:
         task_set = TaskSet(stage.id, stage.attempt, tasks, self.max_failures, now)
         self.running[stage.id] = task_set
         self.tasks.add(task_set)
+        self.on_stage_submitted(stage, task_set)
 
     def _make_task(self, stage: Stage, partition: int, job_id: int) -> Task:
         plan = stage.rdd._plan(partition, self.planner)
@@ -205,7 +212,7 @@ class DAGScheduler:
         if found is None:
             return False
         task_set, run = found
-        self.on_task_end(run, message)
+        self.on_task_end(run, message, task_set.attempt)
         stage = self.stages.get(task_set.stage_id)
         partition = run.task.partition
         for block_id in message.cached_blocks:
@@ -247,7 +254,7 @@ class DAGScheduler:
         if found is None:
             return False
         task_set, run = found
-        self.on_task_end(run, message)
+        self.on_task_end(run, message, task_set.attempt)
         if task_set.zombie or task_set.stage_id not in self.stages:
             return True
         if message.reason == FAIL_MISSING_FUNCTION:

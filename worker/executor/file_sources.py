@@ -37,7 +37,7 @@ def _finish_line(f: BinaryIO, data: bytes) -> bytes:
     return rest if match is None else rest[:match.end()]
 
 
-def read_lines(path: str, start: int, length: int) -> Iterator[str]:
+def read_lines(path: str, start: int, length: int) -> list[str]:
     """Lines starting in ``[start, start + length)``; length < 0 reads to the end.
 
     The range (from one byte before it, to see whether a line starts right at
@@ -46,7 +46,7 @@ def read_lines(path: str, start: int, length: int) -> Iterator[str]:
     """
     with _open(path) as f:
         if length < 0:
-            return iter(split_lines(f.read()))
+            return split_lines(f.read())
         end = start + length
         base = max(0, start - 1)
         f.seek(base)
@@ -57,11 +57,11 @@ def read_lines(path: str, start: int, length: int) -> Iterator[str]:
         if start > 0:
             match = _LINE_END.search(data)
             if match is None:
-                return iter(())
+                return []
             first = match.end()
         if base + first >= end:
-            return iter(())
-        return iter(split_lines(data[first:]))
+            return []
+        return split_lines(data[first:])
 
 
 def read_whole_files(paths: list[str]) -> Iterator[tuple[str, str]]:

@@ -35,6 +35,12 @@ class PlanContext:
         self.read_block = read_block
         self.shuffle_read = ShuffleReadResult()
         self.cached_blocks: list[str] = []
+        self.records_in = 0
+
+    def read(self, records: list) -> Iterator:
+        """A source's records, counted."""
+        self.records_in += len(records)
+        return iter(records)
 
     def fn(self, function_id: int) -> Callable:
         return self.functions.get(function_id)
@@ -52,27 +58,29 @@ def build(node: p.PlanNode, ctx: PlanContext) -> Iterator:
 # -- sources ---------------------------------------------------------------------
 
 def _block(node: p.BlockSource, ctx: PlanContext) -> Iterator:
-    return iter(load_records(ctx.read_block(node.block_id)))
+    return ctx.read(load_records(ctx.read_block(node.block_id)))
 
 
 def _range(node: p.RangeSource, ctx: PlanContext) -> Iterator:
-    return iter(range(node.start, node.stop, node.step))
+    numbers = range(node.start, node.stop, node.step)
+    ctx.records_in += len(numbers)
+    return iter(numbers)
 
 
 def _file_split(node: p.FileSplitSource, ctx: PlanContext) -> Iterator:
-    return file_sources.read_lines(node.path, node.start, node.length)
+    return ctx.read(file_sources.read_lines(node.path, node.start, node.length))
 
 
 def _whole_files(node: p.WholeFilesSource, ctx: PlanContext) -> Iterator:
-    return file_sources.read_whole_files(node.paths)
+    return ctx.read(list(file_sources.read_whole_files(node.paths)))
 
 
 def _binary_records(node: p.BinaryRecordsSource, ctx: PlanContext) -> Iterator:
-    return file_sources.read_fixed_records(node.path, node.record_length)
+    return ctx.read(list(file_sources.read_fixed_records(node.path, node.record_length)))
 
 
 def _checkpoint(node: p.CheckpointSource, ctx: PlanContext) -> Iterator:
-    return iter(file_sources.read_checkpoint(node.path))
+    return ctx.read(file_sources.read_checkpoint(node.path))
 
 
 def _empty(node: p.EmptySource, ctx: PlanContext) -> Iterator:
@@ -92,6 +100,7 @@ def _shuffle_read(node: p.ShuffleRead, ctx: PlanContext) -> Iterator:
     blocks = list(fetch_reduce_blocks(node.shuffle_id, node.reduce_id, node.num_maps, locations,
                                       ctx.executor_id, ctx.store.get_bytes, ctx.fetcher,
                                       ctx.shuffle_read))
+    ctx.records_in += sum(len(b) for b in blocks)
     return merge_blocks(iter(blocks), _combiner(node.combiner, ctx), node.map_side_combined)
 
 
@@ -178,7 +187,7 @@ def _first(kv):
 def _cached_block(node: p.CachedBlockRef, ctx: PlanContext) -> Iterator:
     records = ctx.store.get_records(node.block_id)
     if records is not None:
-        return iter(records)
+        return ctx.read(records)
     for executor_id, address in node.holders:
         if executor_id == ctx.executor_id:
             continue
@@ -188,7 +197,7 @@ def _cached_block(node: p.CachedBlockRef, ctx: PlanContext) -> Iterator:
 
         try:
             for _, data in ctx.fetcher.fetch({(executor_id, address): [node.block_id]}, missing):
-                return iter(load_records(data))
+                return ctx.read(load_records(data))
         except FetchFailed:
             continue
     raise BlockMissing(node.block_id, "is no longer cached where the driver thought")
@@ -197,7 +206,7 @@ def _cached_block(node: p.CachedBlockRef, ctx: PlanContext) -> Iterator:
 def _persist(node: p.PersistNode, ctx: PlanContext) -> Iterator:
     cached = ctx.store.get_records(node.block_id)
     if cached is not None:
-        return iter(cached)
+        return ctx.read(cached)
     records = list(build(node.child, ctx))
     level = StorageLevel.from_wire(node.level)
     # In memory a cached partition stays a live list (no decode on reuse).

@@ -72,7 +72,8 @@ class TaskRunner:
             payload.append(pickle.dumps(updates, protocol=5))
         return TaskSucceeded(
             task.task_id, task.attempt, self.executor_id,
-            (time.perf_counter() - started) * 1000.0, records_out, ctx.shuffle_read.bytes_read,
+            (time.perf_counter() - started) * 1000.0, ctx.records_in, records_out,
+            ctx.shuffle_read.bytes_read,
             write_bytes, sizes, ctx.cached_blocks, result is not None, bool(updates),
             payload=payload)
 
@@ -96,9 +97,10 @@ class TaskRunner:
             combiner = None
             if sink.combiner is not None:
                 combiner = (ctx.fn(sink.combiner.create), ctx.fn(sink.combiner.merge_value))
-            sizes = write_map_output(records, sink.shuffle_id, sink.map_id, spec.num_partitions,
-                                     partition_of, combiner, self.store.put_bytes)
-            return None, sizes, 0, sum(sizes)
+            sizes, written = write_map_output(records, sink.shuffle_id, sink.map_id,
+                                              spec.num_partitions, partition_of, combiner,
+                                              self.store.put_bytes)
+            return None, sizes, written, sum(sizes)
         raise TypeError(f"executor cannot apply sink {type(sink).__name__}")
 
     def _failed(self, task: LaunchTask, started: float, reason: str, exc: BaseException,

@@ -42,8 +42,8 @@ def partitioner_function(kind: str, num_partitions: int, fn: Callable | None) ->
 
 def write_map_output(records: Iterator, shuffle_id: int, map_id: int, num_partitions: int,
                      partition_of: Callable, combiner: tuple[Callable, Callable] | None,
-                     put: Callable[[str, bytes], None]) -> list[int]:
-    """Write one map task's output; return the size of each reduce block."""
+                     put: Callable[[str, bytes], None]) -> tuple[list[int], int]:
+    """Write one map task's output; return each reduce block's size, and the records written."""
     if combiner is not None:
         combined = combine_by_key(records, combiner[0], combiner[1])
         if num_partitions == 1:
@@ -55,6 +55,7 @@ def write_map_output(records: Iterator, shuffle_id: int, map_id: int, num_partit
                 keys.append(key)
                 values.append(value)
         blocks = [dump_pairs(keys, values) for keys, values in columns]
+        written = len(combined)
     else:
         buckets: list[list] = [[] for _ in range(num_partitions)]
         try:
@@ -70,8 +71,9 @@ def write_map_output(records: Iterator, shuffle_id: int, map_id: int, num_partit
                 raise TypeError(f"a key-value operation needs (key, value) pairs: {exc}") from exc
             raise
         blocks = [dump_records(bucket) for bucket in buckets]
+        written = sum(len(bucket) for bucket in buckets)
     sizes = []
     for reduce_id, data in enumerate(blocks):
         put(shuffle_block_id(shuffle_id, map_id, reduce_id), data)
         sizes.append(len(data))
-    return sizes
+    return sizes, written

@@ -1,0 +1,1 @@
+"""Watching an application: status store, status pages, REST API, metrics, live progress."""

@@ -1,0 +1,232 @@
+"""The status HTTP server: pages, the JSON API under ``/api/v1/``, ``/metrics``.
+
+An application's driver serves its streaming page, batches, jobs and
+workers (``spark.ui.port``, default 4040, or the next free port). The
+cluster service serves its submitted jobs and workers. Both bind loopback
+unless told otherwise (``spark.ui.bindAddress`` / ``--ui-host``).
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import re
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from . import pages
+
+log = logging.getLogger("sluicegate.status")
+
+PORT_TRIES = 16
+
+
+class AppStatusSource:
+    """What an application's driver shows."""
+
+    kind = "app"
+
+    def __init__(self, name: str, store, metrics, runtime):
+        self.name = name
+        self.store = store
+        self.metrics = metrics
+        self.runtime = runtime
+
+    def nav(self) -> list[tuple[str, str]]:
+        return [("Streaming", "/streaming"), ("Jobs", "/jobs"), ("Workers", "/workers")]
+
+    def home(self) -> str:
+        return "/streaming" if self.store.batch_duration_ms else "/jobs"
+
+    def workers(self) -> list[dict]:
+        endpoint = self.runtime.endpoint
+        if not endpoint.alive:
+            return []
+
+        def snapshot():
+            now = time.monotonic()
+            return [{"id": e.executor_id, "host": e.host, "cores": e.cores,
+                     "cores_used": len(e.running), "memory_bytes": e.memory_bytes,
+                     "memory_used": e.memory_used, "rss_bytes": e.rss_bytes, "pid": e.pid,
+                     "running_tasks": len(e.running), "tasks_done": e.tasks_done,
+                     "tasks_failed": e.tasks_failed, "block_address": e.block_address,
+                     "last_heartbeat_s_ago": round(now - e.last_seen_s, 1),
+                     "state": "ALIVE" if e.alive else f"LOST ({e.lost_reason})"}
+                    for e in endpoint.registry.executors.values()]
+        return endpoint.call(snapshot, timeout_s=5.0)
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.text()
+
+
+class ServiceStatusSource:
+    """What the cluster's driver service shows."""
+
+    kind = "service"
+
+    def __init__(self, service):
+        self.service = service
+        self.name = f"driver service {service.master_url}"
+        self.registry = CollectorRegistry()
+        workers = Gauge("sluicegate_service_workers", "Live workers", registry=self.registry)
+        workers.set_function(lambda: sum(w.alive for w in list(service.workers.values())))
+        cores = Gauge("sluicegate_service_cores", "Cores of live workers", registry=self.registry)
+        cores.set_function(lambda: sum(w.cores for w in list(service.workers.values()) if w.alive))
+        jobs = Gauge("sluicegate_service_jobs", "Jobs by state", ["state"], registry=self.registry)
+        for state in ("RUNNING", "FINISHED", "FAILED", "KILLED"):
+            jobs.labels(state).set_function(
+                lambda s=state: sum(j.state == s for j in list(service.jobs.values())))
+
+    def nav(self) -> list[tuple[str, str]]:
+        return [("Jobs", "/cluster"), ("Workers", "/workers")]
+
+    def home(self) -> str:
+        return "/cluster"
+
+    def workers(self) -> list[dict]:
+        def snapshot():
+            now = time.monotonic()
+            return [{"id": w.worker_id, "host": w.host, "cores": w.cores,
+                     "cores_used": len(w.executors), "memory_bytes": w.memory_bytes,
+                     "running_tasks": len(w.executors), "executors": sorted(w.executors),
+                     "last_heartbeat_s_ago": round(now - w.last_seen_s, 1),
+                     "state": "ALIVE" if w.alive else "LOST"}
+                    for w in self.service.workers.values()]
+        return self.service.call(snapshot, timeout_s=5.0)
+
+    def cluster_jobs(self) -> list[dict]:
+        return self.service.call(lambda: [j.describe() for j in self.service.jobs.values()],
+                                 timeout_s=5.0)
+
+    def metrics_text(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _routes(source) -> list[tuple[re.Pattern, Callable]]:
+    app = source.kind == "app"
+    store = getattr(source, "store", None)
+
+    def page(title, body_fn, active):
+        return lambda m: ("text/html", pages.layout(title, body_fn(m), source.nav(), active,
+                                                    source.name).encode())
+
+    def api(fn):
+        return lambda m: ("application/json", pages.as_json(fn(m)))
+
+    routes = [
+        (r"/", lambda m: ("redirect", source.home())),
+        (r"/workers", page("Workers", lambda m: pages.workers_page(source.workers()), "/workers")),
+        (r"/api/v1/workers", api(lambda m: source.workers())),
+        (r"/metrics", lambda m: ("text/plain; version=0.0.4", source.metrics_text())),
+    ]
+    if app:
+        routes += [
+            (r"/streaming", page("Streaming", lambda m: pages.streaming_page(
+                store.streaming_summary(), store.batch_list()), "/streaming")),
+            (r"/batch/(\d+)", lambda m: _or_404(store.batch_detail(int(m.group(1))), lambda d: (
+                "text/html", pages.layout(f"Batch {pages.ms_time(d['batch_ms'])}", pages.batch_page(d),
+                                          source.nav(), "/streaming", source.name).encode()))),
+            (r"/jobs", page("Jobs", lambda m: pages.jobs_page(store.job_list()), "/jobs")),
+            (r"/job/(\d+)", lambda m: _or_404(store.job_detail(int(m.group(1))), lambda d: (
+                "text/html", pages.layout(f"Job {d['job_id']}", pages.job_page(d), source.nav(),
+                                          "/jobs", source.name).encode()))),
+            (r"/api/v1/streaming", api(lambda m: store.streaming_summary())),
+            (r"/api/v1/batches", api(lambda m: store.batch_list())),
+            (r"/api/v1/batches/(\d+)", lambda m: _or_404(store.batch_detail(int(m.group(1))),
+                                                         lambda d: ("application/json", pages.as_json(d)))),
+            (r"/api/v1/jobs", api(lambda m: store.job_list())),
+            (r"/api/v1/jobs/(\d+)", lambda m: _or_404(store.job_detail(int(m.group(1))),
+                                                      lambda d: ("application/json", pages.as_json(d)))),
+        ]
+    else:
+        routes += [
+            (r"/cluster", page("Submitted jobs", lambda m: pages.cluster_jobs_page(source.cluster_jobs()),
+                               "/cluster")),
+            (r"/api/v1/jobs", api(lambda m: source.cluster_jobs())),
+        ]
+    return [(re.compile(pattern + "$"), handler) for pattern, handler in routes]
+
+
+def _or_404(found, render):
+    return ("404", b"not found") if found is None else render(found)
+
+
+class StatusServer:
+    def __init__(self, source, host: str, port: int):
+        self.source = source
+        routes = _routes(source)
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "sluicegate-status"
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                path = self.path.split("?", 1)[0].rstrip("/") or "/"
+                for pattern, handler in routes:
+                    match = pattern.match(path)
+                    if match is None:
+                        continue
+                    try:
+                        kind, body = handler(match)
+                    except Exception as exc:  # noqa: BLE001 - a page must not kill the server
+                        log.exception("status page %s failed", path)
+                        self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", str(exc).encode())
+                        return
+                    if kind == "redirect":
+                        self.send_response(HTTPStatus.FOUND)
+                        self.send_header("Location", body)
+                        self.end_headers()
+                    elif kind == "404":
+                        self._reply(HTTPStatus.NOT_FOUND, "text/plain", body)
+                    else:
+                        self._reply(HTTPStatus.OK, kind, body)
+                    return
+                self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
+
+            def _reply(self, status, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type + ("; charset=utf-8" if "text" in content_type
+                                                                 or "json" in content_type else ""))
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+                log.debug("%s %s", self.address_string(), format % args)
+
+        self.httpd = _bind(Handler, host, port)
+        self.host = host
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="status-server",
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "StatusServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _bind(handler, host: str, port: int) -> ThreadingHTTPServer:
+    """Bind ``port``, or the next free one (Spark's UI does the same)."""
+    last_error = None
+    for candidate in ([port + i for i in range(PORT_TRIES)] if port else [0]):
+        try:
+            server = ThreadingHTTPServer((host, candidate), handler)
+            server.daemon_threads = True
+            return server
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            last_error = exc
+    raise OSError(f"no free port for the status page in {port}..{port + PORT_TRIES - 1}: {last_error}")
