@@ -168,27 +168,35 @@ def small_batches(E, sc, batch_s: float, rate: int, seconds: float) -> dict:
 
 # -- 4. keyed state -------------------------------------------------------------------
 
-def update_state(E, sc, keys: int, updates_per_batch: int, batches: int, batch_s: float) -> dict:
-    """updateStateByKey over ``keys`` keys: time per batch."""
+def _keyed_inputs(sc, keys: int, updates_per_batch: int, batches: int) -> list:
     import random
 
     rng = random.Random(7)
+    return [sc.parallelize([(f"k{rng.randrange(keys)}", 1) for _ in range(updates_per_batch)], 4)
+            for _ in range(batches)]
+
+
+def _wait_for_batches(recorder, batches: int, timeout_s: float = 600) -> None:
+    deadline = time.time() + timeout_s
+    while len(recorder.batches) < batches and time.time() < deadline:
+        time.sleep(0.1)
+
+
+def update_state(E, sc, keys: int, updates_per_batch: int, batches: int, batch_s: float) -> dict:
+    """updateStateByKey over ``keys`` keys: time per batch."""
     checkpoint = tempfile.mkdtemp(prefix="bench-ckpt-")
     ssc = E.StreamingContext(sc, batch_s)
     ssc.checkpoint(checkpoint)
     recorder = batch_recorder(E)
     ssc.addStreamingListener(recorder)
     initial = sc.parallelize([(f"k{i}", 1) for i in range(keys)], 4)
-    inputs = [sc.parallelize([(f"k{rng.randrange(keys)}", 1) for _ in range(updates_per_batch)], 4)
-              for _ in range(batches)]
+    inputs = _keyed_inputs(sc, keys, updates_per_batch, batches)
     state = ssc.queueStream(inputs).updateStateByKey(
         lambda new, last: sum(new) + (last or 0), initialRDD=initial)
     sizes = []
     state.foreachRDD(lambda rdd: sizes.append(rdd.count()))
     ssc.start()
-    deadline = time.time() + 600
-    while len(recorder.batches) < batches and time.time() < deadline:
-        time.sleep(0.1)
+    _wait_for_batches(recorder, batches)
     ssc.stop(stopSparkContext=False, stopGraceFully=False)
     processing = [b["processing_ms"] for b in recorder.batches[1:batches]]
     return {"keys": keys, "state_sizes": sizes[:3], "median_batch_ms": percentile(processing, 0.5),
@@ -197,11 +205,8 @@ def update_state(E, sc, keys: int, updates_per_batch: int, batches: int, batch_s
 
 def map_with_state(E, sc, keys: int, updates_per_batch: int, batches: int, batch_s: float) -> dict:
     """mapWithState (sluicegate only: PySpark has none) over ``keys`` keys."""
-    import random
-
     from sluicegate.driver import StateSpec
 
-    rng = random.Random(7)
     ssc = E.StreamingContext(sc, batch_s)
     ssc.checkpoint(tempfile.mkdtemp(prefix="bench-ckpt-"))
     recorder = batch_recorder(E)
@@ -214,13 +219,10 @@ def map_with_state(E, sc, keys: int, updates_per_batch: int, batches: int, batch
 
     spec = StateSpec.function(count).initialState(
         sc.parallelize([(f"k{i}", 1) for i in range(keys)], 4))
-    inputs = [sc.parallelize([(f"k{rng.randrange(keys)}", 1) for _ in range(updates_per_batch)], 4)
-              for _ in range(batches)]
+    inputs = _keyed_inputs(sc, keys, updates_per_batch, batches)
     ssc.queueStream(inputs).mapWithState(spec).foreachRDD(lambda rdd: rdd.count())
     ssc.start()
-    deadline = time.time() + 600
-    while len(recorder.batches) < batches and time.time() < deadline:
-        time.sleep(0.1)
+    _wait_for_batches(recorder, batches)
     ssc.stop(stopSparkContext=False, stopGraceFully=False)
     processing = [b["processing_ms"] for b in recorder.batches[1:batches]]
     return {"keys": keys, "median_batch_ms": percentile(processing, 0.5), "batch_ms": processing}

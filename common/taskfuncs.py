@@ -12,7 +12,6 @@ from __future__ import annotations
 import bisect
 import copy
 import heapq
-import operator
 import random
 from itertools import islice
 from pathlib import Path
@@ -437,10 +436,23 @@ def first_group(groups):
 
 # -- saving ------------------------------------------------------------------------
 
-class WriteTextPartition:
-    """Write one partition as ``part-NNNNN`` under a task-attempt directory.
+def write_part_atomically(directory: str, index: int, write: Callable) -> str:
+    """Write ``part-NNNNN`` in ``directory`` via a temporary name, so a reader
+    never sees half a part; ``write(file)`` writes the content."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"part-{index:05d}"
+    tmp = folder / f".part-{index:05d}.{random.getrandbits(48):x}.tmp"
+    with open(tmp, "wb") as f:
+        write(f)
+    tmp.replace(final)
+    return final.name
 
-    The driver moves finished parts into place and writes ``_SUCCESS`` only
+
+class WriteTextPartition:
+    """Write one partition as ``part-NNNNN`` under a staging directory.
+
+    The driver moves the finished directory into place with ``_SUCCESS`` only
     when every partition succeeded, so a half-written output never looks
     complete.
     """
@@ -449,19 +461,12 @@ class WriteTextPartition:
         self.staging_dir = staging_dir
 
     def __call__(self, index: int, iterator: Iterable) -> list:
-        directory = Path(self.staging_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        final = directory / f"part-{index:05d}"
-        tmp = directory / f".part-{index:05d}.{random.getrandbits(48):x}.tmp"
-        with open(tmp, "wb") as f:
+        def write(f) -> None:
             for x in iterator:
-                if isinstance(x, bytes):
-                    f.write(x)
-                else:
-                    f.write(str(x).encode("utf-8"))
+                f.write(x if isinstance(x, bytes) else str(x).encode("utf-8"))
                 f.write(b"\n")
-        tmp.replace(final)
-        return [final.name]
+
+        return [write_part_atomically(self.staging_dir, index, write)]
 
 
 class WriteCheckpointPartition:
@@ -471,13 +476,6 @@ class WriteCheckpointPartition:
     def __call__(self, index: int, iterator: Iterable) -> list:
         from .serializer import dump_records
 
-        directory = Path(self.directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        final = directory / f"part-{index:05d}"
-        tmp = directory / f".part-{index:05d}.{random.getrandbits(48):x}.tmp"
-        tmp.write_bytes(dump_records(list(iterator)))
-        tmp.replace(final)
-        return [final.name]
+        data = dump_records(list(iterator))
+        return [write_part_atomically(self.directory, index, lambda f: f.write(data))]
 
-
-ADD = operator.add

@@ -199,12 +199,17 @@ def _stream_job(client, job_id: str) -> int:
 
 # -- queries --------------------------------------------------------------------------
 
-def cmd_jobs(args) -> int:
+def _ask(args, message):
+    """One request to the service, one answer."""
     client = _client(args)
     try:
-        answer = client.request(ListJobs())
+        return client.request(message)
     finally:
         client.close()
+
+
+def cmd_jobs(args) -> int:
+    answer = _ask(args, ListJobs())
     if args.json:
         print(json.dumps(answer.jobs, indent=2))
         return 0
@@ -216,21 +221,13 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_kill(args) -> int:
-    client = _client(args)
-    try:
-        answer = client.request(KillJob(args.job))
-    finally:
-        client.close()
+    answer = _ask(args, KillJob(args.job))
     print(answer.message, file=sys.stdout if answer.ok else sys.stderr)
     return 0 if answer.ok else 1
 
 
 def cmd_status(args) -> int:
-    client = _client(args)
-    try:
-        answer = client.request(ClusterStatusRequest())
-    finally:
-        client.close()
+    answer = _ask(args, ClusterStatusRequest())
     if args.json:
         print(json.dumps({"workers": answer.workers, "jobs": answer.jobs}, indent=2))
         return 0

@@ -77,7 +77,7 @@ class Windowed(StreamOp):
         return f"Windowed[{self.window_ms}ms/{self.slide}ms]"
 
 
-class ReducedWindowed(StreamOp):
+class ReducedWindowed(Windowed):
     """reduceByKeyAndWindow with an inverse function, updated incrementally.
 
     ``reduce(previous, new_rdd)`` and ``inverse(previous, old_rdd)`` combine
@@ -86,17 +86,9 @@ class ReducedWindowed(StreamOp):
 
     def __init__(self, parent: "DStream", reduce: Callable, inverse: Callable,
                  window_ms: int, slide_ms: int):
-        self.parents = [parent]
+        super().__init__(parent, window_ms, slide_ms)
         self.reduce = reduce
         self.inverse = inverse
-        self.window_ms = window_ms
-        self.slide = slide_ms
-
-    def slide_ms(self) -> int:
-        return self.slide
-
-    def parent_remember_ms(self, remember_ms: int) -> int:
-        return remember_ms + self.window_ms
 
     def compute(self, stream, time_ms):
         parent = self.parents[0]

@@ -407,36 +407,6 @@ def expand_paths(path: str) -> list[str]:
     return found
 
 
-class MapWithStateBatch(Lineage):
-    """One batch of mapWithState: each partition's previous state plus this
-    batch's co-partitioned data becomes a new state record (narrow on both)."""
-
-    def __init__(self, previous: "RDD | None", previous_is_state: bool, data: "RDD", fn: Callable,
-                 time_ms: int, timeout_ms: int | None, keep_versions: int):
-        self.previous = previous
-        self.previous_is_state = previous_is_state
-        self.data = data
-        self.fn = fn
-        self.time_ms = time_ms
-        self.timeout_ms = timeout_ms
-        self.keep_versions = keep_versions
-        self.dependencies = [NarrowDependency(data)]
-        if previous is not None:
-            self.dependencies.append(NarrowDependency(previous))
-
-    def num_partitions(self):
-        return self.data.getNumPartitions()
-
-    def closures(self):
-        return [self.fn]
-
-    def plan(self, split, planner):
-        previous = self.previous._plan(split, planner) if self.previous is not None else p.EmptySource()
-        return p.MapWithStateNode(planner.register(self.fn), self.time_ms, self.timeout_ms,
-                                  self.keep_versions, self.previous_is_state and self.previous is not None,
-                                  previous, self.data._plan(split, planner))
-
-
 class CheckpointFiles(Lineage):
     """An RDD read back from its checkpoint directory (after a driver restart)."""
 
@@ -452,8 +422,10 @@ class CheckpointFiles(Lineage):
         return p.CheckpointSource(f"{self.path}/part-{split:05d}")
 
 
-class UpdateStateBatch(Lineage):
-    """One batch of updateStateByKey: previous state and new data, co-partitioned."""
+class StateBatch(Lineage):
+    """One batch of keyed state: each partition's previous state (or initial
+    pairs) and this batch's data, partitioned alike, make the new state --
+    narrow on both sides, so the state never moves."""
 
     def __init__(self, previous: "RDD | None", previous_is_state: bool, data: "RDD", fn: Callable):
         self.previous = previous
@@ -472,6 +444,29 @@ class UpdateStateBatch(Lineage):
 
     def plan(self, split, planner):
         previous = self.previous._plan(split, planner) if self.previous is not None else p.EmptySource()
-        return p.UpdateStateNode(planner.register(self.fn),
-                                 self.previous_is_state or self.previous is None, previous,
-                                 self.data._plan(split, planner))
+        return self.node(planner.register(self.fn), previous, self.data._plan(split, planner))
+
+    def node(self, fn: int, previous: p.PlanNode, data: p.PlanNode) -> p.PlanNode:
+        raise NotImplementedError
+
+
+class UpdateStateBatch(StateBatch):
+    """updateStateByKey: ``fn(new_values, last_state)`` for every key."""
+
+    def node(self, fn, previous, data):
+        return p.UpdateStateNode(fn, self.previous_is_state or self.previous is None, previous, data)
+
+
+class MapWithStateBatch(StateBatch):
+    """mapWithState: ``fn(key, value, state)`` per record, state versioned per batch."""
+
+    def __init__(self, previous: "RDD | None", previous_is_state: bool, data: "RDD", fn: Callable,
+                 time_ms: int, timeout_ms: int | None, keep_versions: int):
+        super().__init__(previous, previous_is_state, data, fn)
+        self.time_ms = time_ms
+        self.timeout_ms = timeout_ms
+        self.keep_versions = keep_versions
+
+    def node(self, fn, previous, data):
+        return p.MapWithStateNode(fn, self.time_ms, self.timeout_ms, self.keep_versions,
+                                  self.previous_is_state and self.previous is not None, previous, data)
