@@ -3,13 +3,18 @@
 Every message is a frozen dataclass registered here with a numeric code. A
 message travels as ZeroMQ frames::
 
-    frame 0     msgpack [MAGIC, PROTOCOL_VERSION, code, [field, ...]]
+    frame 0     msgpack [MAGIC, PROTOCOL_VERSION, code, [field, ...], [record, ...]]
     frame 1..n  the message's ``payload`` (closures, record batches), raw bytes
 
 Bulky bytes never ride inside the msgpack header. Decoding checks the magic,
 the version, the code and every field's type, so garbage, truncated frames and
 messages from another protocol version raise ``ProtocolError`` instead of
-reaching the program. Records may nest (a task's plan is a tree of records).
+reaching the program.
+
+Records may nest (a task's plan is a tree of records). Nested records travel
+flat: a table of ``[code, fields]`` entries in post-order, a field naming a
+nested record by its index in the table. Encoding and decoding are loops, not
+recursion, so no depth of lineage can make them fail.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from typing import Any, Callable, ClassVar
 import msgpack
 
 MAGIC = 0x5347  # "SG"
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 _BY_CODE: dict[int, type] = {}
 
@@ -35,7 +40,7 @@ class WireRecord:
 
     wire_code: ClassVar[int]
     _wire_fields: ClassVar[tuple[str, ...]]
-    _wire_checks: ClassVar[tuple[Callable[[Any], Any], ...]]
+    _wire_checks: ClassVar[tuple[Callable[[Any, list], Any], ...]]
     _has_payload: ClassVar[bool]
 
 
@@ -63,22 +68,48 @@ def wire_record(code: int):
 
 # -- encoding ------------------------------------------------------------------
 
-def _to_wire(value: Any) -> Any:
+def _child_records(record: WireRecord):
+    for name in record._wire_fields:
+        value = getattr(record, name)
+        if isinstance(value, WireRecord):
+            yield value
+        elif type(value) in (list, tuple):
+            yield from (v for v in value if isinstance(v, WireRecord))
+
+
+def _field_to_wire(value: Any, index_of: dict[int, int]) -> Any:
     if isinstance(value, WireRecord):
-        return [value.wire_code, [_to_wire(getattr(value, n)) for n in value._wire_fields]]
+        return index_of[id(value)]
     if type(value) in (list, tuple):
-        return [_to_wire(v) for v in value]
-    if type(value) is dict:
-        return {k: _to_wire(v) for k, v in value.items()}
+        return [index_of[id(v)] if isinstance(v, WireRecord) else v for v in value]
     return value
+
+
+def _flatten(message: WireRecord) -> tuple[list, list]:
+    """The message's fields and its nested records' table (children first)."""
+    table: list = []
+    index_of: dict[int, int] = {}
+    stack = [(child, False) for child in _child_records(message)]
+    while stack:
+        record, children_done = stack.pop()
+        if id(record) in index_of:
+            continue
+        if not children_done:
+            stack.append((record, True))
+            stack.extend((child, False) for child in _child_records(record))
+            continue
+        index_of[id(record)] = len(table)
+        table.append([record.wire_code,
+                      [_field_to_wire(getattr(record, n), index_of) for n in record._wire_fields]])
+    fields = [_field_to_wire(getattr(message, n), index_of) for n in message._wire_fields]
+    return fields, table
 
 
 def encode(message: WireRecord) -> list[bytes]:
     """The frames of ``message``."""
-    header = msgpack.packb(
-        [MAGIC, PROTOCOL_VERSION, message.wire_code,
-         [_to_wire(getattr(message, n)) for n in message._wire_fields]],
-        use_bin_type=True)
+    fields, table = _flatten(message)
+    header = msgpack.packb([MAGIC, PROTOCOL_VERSION, message.wire_code, fields, table],
+                           use_bin_type=True)
     if message._has_payload:
         return [header, *message.payload]
     return [header]
@@ -92,17 +123,21 @@ def decode(frames: list) -> WireRecord:
         header = msgpack.unpackb(frames[0], strict_map_key=False)
     except Exception as exc:
         raise ProtocolError(f"header is not msgpack: {type(exc).__name__}: {exc}") from None
-    if not (isinstance(header, list) and len(header) == 4):
-        raise ProtocolError("header is not [magic, version, code, fields]")
-    magic, version, code, fields = header
+    if not (isinstance(header, list) and len(header) == 5):
+        raise ProtocolError("header is not [magic, version, code, fields, records]")
+    magic, version, code, fields, table = header
     if magic != MAGIC:
         raise ProtocolError(f"bad magic {magic!r}")
     if version != PROTOCOL_VERSION:
         raise ProtocolError(f"protocol version {version!r}, this process speaks {PROTOCOL_VERSION}")
-    try:
-        message = _from_wire_record(code, fields, "message")
-    except RecursionError:
-        raise ProtocolError("records nest too deeply") from None
+    if not isinstance(table, list):
+        raise ProtocolError("nested records are not a list")
+    decoded: list[WireRecord] = []
+    for entry in table:
+        if not (isinstance(entry, list) and len(entry) == 2):
+            raise ProtocolError("a nested record is not [code, fields]")
+        decoded.append(_from_wire_record(entry[0], entry[1], "nested record", decoded))
+    message = _from_wire_record(code, fields, "message", decoded)
     if message._has_payload:
         object.__setattr__(message, "payload", [_as_bytes(f) for f in frames[1:]])
     elif len(frames) > 1:
@@ -115,7 +150,7 @@ def _as_bytes(frame: Any) -> Any:
     return frame.buffer if hasattr(frame, "buffer") else frame
 
 
-def _from_wire_record(code: Any, fields: Any, where: str) -> WireRecord:
+def _from_wire_record(code: Any, fields: Any, where: str, table: list) -> WireRecord:
     cls = _BY_CODE.get(code) if type(code) is int else None
     if cls is None:
         raise ProtocolError(f"{where}: unknown record code {code!r}")
@@ -123,7 +158,7 @@ def _from_wire_record(code: Any, fields: Any, where: str) -> WireRecord:
         raise ProtocolError(f"{cls.__name__}: expected {len(cls._wire_fields)} fields")
     values = {}
     for name, check, value in zip(cls._wire_fields, cls._wire_checks, fields):
-        values[name] = check(value)
+        values[name] = check(value, table)
     if cls._has_payload:
         values["payload"] = []
     return cls(**values)
@@ -131,40 +166,42 @@ def _from_wire_record(code: Any, fields: Any, where: str) -> WireRecord:
 
 # -- field checks (built once per record class from its annotations) ----------
 
-def _checker_for(hint: Any, where: str) -> Callable[[Any], Any]:
+def _checker_for(hint: Any, where: str) -> Callable[[Any, list], Any]:
+    """A function ``check(value, table)`` that validates (and converts) one field;
+    ``table`` holds the nested records decoded so far."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if hint is Any:
-        return lambda v: v
+        return lambda v, table: v
     if origin in (typing.Union, types.UnionType):
         options = [a for a in args if a is not type(None)]
         inner = _checker_for(options[0] if len(options) == 1 else Any, where)
-        return lambda v: None if v is None else inner(v)
+        return lambda v, table: None if v is None else inner(v, table)
     if isinstance(hint, type) and issubclass(hint, WireRecord):
-        return lambda v: _decode_nested(v, hint, where)
+        return lambda v, table: _nested(v, table, hint, where)
     if origin in (list, tuple) or hint in (list, tuple):
         item = _checker_for(args[0], where) if args and args[0] is not Ellipsis else None
         build = tuple if (origin is tuple or hint is tuple) else list
 
-        def check_list(v):
+        def check_list(v, table):
             if not isinstance(v, (list, tuple)):
                 raise ProtocolError(f"{where}: expected a list, got {type(v).__name__}")
-            return build(item(x) for x in v) if item else build(v)
+            return build(item(x, table) for x in v) if item else build(v)
         return check_list
     if origin is dict or hint is dict:
-        def check_dict(v):
+        def check_dict(v, table):
             if not isinstance(v, dict):
                 raise ProtocolError(f"{where}: expected a map, got {type(v).__name__}")
             return v
         return check_dict
     if hint is float:
-        def check_float(v):
+        def check_float(v, table):
             if type(v) not in (int, float):
                 raise ProtocolError(f"{where}: expected a number, got {type(v).__name__}")
             return float(v)
         return check_float
     if hint in (int, str, bytes, bool):
-        def check_exact(v, kind=hint):
+        def check_exact(v, table, kind=hint):
             if type(v) is not kind:
                 raise ProtocolError(f"{where}: expected {kind.__name__}, got {type(v).__name__}")
             return v
@@ -172,10 +209,11 @@ def _checker_for(hint: Any, where: str) -> Callable[[Any], Any]:
     raise TypeError(f"{where}: unsupported wire field type {hint!r}")
 
 
-def _decode_nested(value: Any, base: type, where: str) -> WireRecord:
-    if not (isinstance(value, list) and len(value) == 2):
-        raise ProtocolError(f"{where}: expected a nested record")
-    record = _from_wire_record(value[0], value[1], where)
+def _nested(value: Any, table: list, base: type, where: str) -> WireRecord:
+    """A field naming a nested record: an index into the records decoded before it."""
+    if type(value) is not int or not 0 <= value < len(table):
+        raise ProtocolError(f"{where}: expected the index of an earlier nested record")
+    record = table[value]
     if not isinstance(record, base):
         raise ProtocolError(f"{where}: expected {base.__name__}, got {type(record).__name__}")
     return record

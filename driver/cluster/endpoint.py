@@ -22,9 +22,9 @@ from typing import Callable
 import zmq
 
 from sluicegate.common.protocol.executor import (
-    FAIL_MISSING_FUNCTION, DriverBlock, DriverHeartbeat, DropBlocks, ExecutorHeartbeat, ExecutorLost,
-    ExecutorRegistered, FetchDriverBlock, LaunchTask, PushBlock, RegisterExecutor,
-    RegistrationRefused, StopExecutor, TaskFailed, TaskSucceeded)
+    FAIL_ERROR, FAIL_MISSING_FUNCTION, DriverBlock, DriverHeartbeat, DropBlocks,
+    ExecutorHeartbeat, ExecutorLost, ExecutorRegistered, FetchDriverBlock, LaunchTask, PushBlock,
+    RegisterExecutor, RegistrationRefused, StopExecutor, TaskFailed, TaskSucceeded)
 from sluicegate.common.transport import Transport, send
 
 from ..scheduler.closures import ClosureRegistry
@@ -193,7 +193,16 @@ class DriverEndpoint(RouterLoop):
                              task.plan, task.sink, self.dag.shuffle_locations(task),
                              function_ids, block_ids, payload=payload)
         info.running.add(run.tid)
-        if not self.send(run.executor_id.encode(), message):
+        try:
+            sent = self.send(run.executor_id.encode(), message)
+        except Exception as exc:  # noqa: BLE001 - e.g. a value msgpack cannot carry in the plan
+            info.running.discard(run.tid)
+            self.dag.task_failed(TaskFailed(
+                run.tid, run.attempt, run.executor_id, FAIL_ERROR, type(exc).__name__,
+                f"the task could not be sent to its executor: {exc}", "", None, None, None, 0.0),
+                time.monotonic())
+            return
+        if not sent:
             return
         info.functions.update(function_ids)
         for block_id in block_ids:

@@ -153,9 +153,13 @@ class SparkContext:
                                           self._closures, self._apply_accumulator_updates,
                                           max_failures, self.appName)
             self._runtime.start()
-            self._metrics = AppMetrics(lambda: len(self._runtime.endpoint.registry.alive()))
-            self._runtime.status.listeners.append(self._metrics)
-            self._ui = self._start_ui(conf_dict)
+            try:
+                self._metrics = AppMetrics(lambda: len(self._runtime.endpoint.registry.alive()))
+                self._runtime.status.listeners.append(self._metrics)
+                self._ui = self._start_ui(conf_dict)
+            except BaseException:  # e.g. a refused UI bind address: no executors left behind
+                self._runtime.stop()
+                raise
             SparkContext._active_spark_context = self
             atexit.register(self._stop_at_exit)
 
