@@ -17,8 +17,10 @@ batch holding one falls back to columns or pickle.
 """
 from __future__ import annotations
 
+import io
 import pickle
 import types
+from collections import ChainMap
 from typing import Any, Callable, Iterable
 
 import cloudpickle
@@ -36,10 +38,24 @@ class SerializationError(Exception):
 
 # -- functions ---------------------------------------------------------------
 
+def _code_keeping_filename(code: types.CodeType):
+    # cloudpickle writes "<dynamic-code>" for determinism; the real path is just
+    # as deterministic, and it is what makes a worker traceback point at the bug.
+    constructor, args = cloudpickle.cloudpickle._code_reduce(code)
+    return constructor, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
+
+
+class _FunctionPickler(cloudpickle.Pickler):
+    dispatch_table = ChainMap({types.CodeType: _code_keeping_filename},
+                              cloudpickle.Pickler.dispatch_table)
+
+
 def dump_function(fn: Callable) -> bytes:
     """cloudpickle ``fn``; on failure say which captured object is to blame."""
     try:
-        return cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        buffer = io.BytesIO()
+        _FunctionPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(fn)
+        return buffer.getvalue()
     except Exception as exc:
         culprit = _find_unpicklable_capture(fn)
         where = f" {culprit}" if culprit else ""
