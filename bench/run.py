@@ -15,7 +15,6 @@ import argparse
 import datetime
 import importlib.util
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -37,20 +36,21 @@ def plan_for(engine: str, quick: bool, long: bool, data_file: str, data_lines: i
     ours = engine == "sluicegate"
     plan = {
         "small_job": {"repeats": 20},
-        "near_empty": {"batches": 10 if quick else 20, "batch_s": 0.5},
-        "small_batches": {"batch_s": 0.05, "rate": 10_000, "seconds": 6 if quick else 12},
-        "timeline": {"rate": 40_000, "seconds": 8 if quick else 15},
-        "wordcount": {"start_rate": 100_000 if ours else 25_000, "trial_s": 6 if quick else 12,
-                      "refine_steps": 1 if quick else 3},
+        "near_empty": {"batches": 8 if quick else 20, "batch_s": 0.5},
+        "small_batches": {"batch_s": 0.05, "rate": 10_000, "seconds": 5 if quick else 12},
+        "wordcount": {"start_rate": (250_000 if ours else 50_000) if quick else (100_000 if ours else 25_000),
+                      "trial_s": 5 if quick else 12, "refine_steps": 0 if quick else 3},
         "update_state": {"keys": 200_000 if quick else 1_000_000,
                          "updates_per_batch": 50_000 if quick else 100_000,
-                         "batches": 4 if quick else 6, "batch_s": 2.0},
-        "window": {"windows": [4, 12, 24] if quick else [10, 30, 60],
+                         "batches": 3 if quick else 6, "batch_s": 2.0},
+        "window": {"windows": [5, 15] if quick else [10, 30, 60],
                    "params": {"slide_s": 0.25 if quick else 1.0,
                               "words_per_batch": 20_000 if quick else 50_000,
-                              "measure_batches": 4 if quick else 8}},
+                              "measure_batches": 3 if quick else 8}},
         "batch_wordcount": {"path": data_file, "lines": data_lines},
     }
+    if not quick:
+        plan["timeline"] = {"rate": 40_000, "seconds": 15}
     if ours:
         plan["map_with_state"] = dict(plan["update_state"])
     if long and memory_rate:
@@ -146,19 +146,22 @@ def chart(ours: dict, theirs: dict | None, path: Path) -> Path | None:
         print("(matplotlib not installed: no chart; pip install -e '.[bench]')")
         return None
     figure, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    source = "timeline" if _get(ours, "timeline") else "small_batches"
+    series_key = "batches" if source == "timeline" else "series"
     for result, label in ((ours, "sluicegate"), (theirs, "PySpark")):
-        series = _get(result, "timeline", "batches") or []
+        series = _get(result, source, series_key) or []
         if not series:
             continue
         t0 = series[0]["time_ms"]
         xs = [(b["time_ms"] - t0) / 1000 for b in series]
         axes[0].plot(xs, [b["processing_ms"] for b in series], marker="o", label=label)
         axes[1].plot(xs, [b["scheduling_ms"] for b in series], marker="o", label=label)
-    rate = _get(ours, "timeline", "rate")
+    rate = _get(ours, source, "rate")
+    batch = "1 s" if source == "timeline" else "50 ms"
     axes[0].set_ylabel("processing delay (ms)")
     axes[1].set_ylabel("scheduling delay (ms)")
     axes[1].set_xlabel("batch time (s)")
-    axes[0].set_title(f"network word count, {rate:,} lines/s, 1 s batches, local[2]" if rate else "")
+    axes[0].set_title(f"network word count, {rate:,} lines/s, {batch} batches, local[2]" if rate else "")
     for ax in axes:
         ax.legend()
         ax.grid(alpha=0.3)

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -25,7 +24,7 @@ from pathlib import Path
 from sluicegate.common.auth import SecurityError, check_bind_allowed, resolve_secret
 from sluicegate.common.config import parse_size_bytes
 from sluicegate.common.protocol.cluster import (
-    AttachJob, ClusterStatus, ClusterStatusRequest, CommandResult, JobAccepted, JobEnded,
+    ClusterStatusRequest, JobAccepted, JobEnded,
     JobOutput, JobRejected, KillJob, ListJobs, Ping, SubmitJob)
 
 DEFAULT_DRIVER = os.environ.get("SLUICEGATE_DRIVER", "127.0.0.1:7077")

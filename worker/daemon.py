@@ -161,7 +161,8 @@ class WorkerDaemon:
         env["PYTHONPATH"] = os.pathsep.join(extra + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         command = [sys.executable, "-m", "sluicegate.worker.executor",
                    "--driver", message.driver_endpoint, "--executor-id", message.executor_id,
-                   "--host", self.host, "--work-dir", str(executor_dir),
+                   "--host", self.host, "--advertise-host", self.advertise_host,
+                   "--work-dir", str(executor_dir),
                    "--memory-limit", message.memory_limit, "--parent-pid", str(os.getpid()),
                    "--secret-stdin"]
         process = subprocess.Popen(command, stdin=subprocess.PIPE, cwd=executor_dir, env=env)

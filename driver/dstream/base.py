@@ -18,7 +18,7 @@ from sluicegate.common.storagelevel import StorageLevel
 
 from ..checkpoint.rdd_ref import CheckpointedRDD
 from ..rdd.base import RDD
-from .ops import StreamOp, Transformed, duration_ms, to_datetime, to_ms
+from .ops import StreamOp, Transformed, duration_ms, to_ms
 from .output import Outputs
 from .pairs import PairOperations
 from .stateful import StatefulOperations

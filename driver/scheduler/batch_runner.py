@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .streaming_listener import (
-    BatchInfo, OutputOperationInfo, StreamingListenerBatchCompleted, StreamingListenerBatchStarted,
+    BatchInfo, StreamingListenerBatchCompleted, StreamingListenerBatchStarted,
     StreamingListenerBatchSubmitted, StreamingListenerBus, StreamingListenerOutputOperationCompleted,
     StreamingListenerOutputOperationStarted)
 

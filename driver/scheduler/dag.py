@@ -201,9 +201,13 @@ class DAGScheduler:
         stage.fetch_failures = 0
         for waiting_id in sorted(self.waiting):
             waiting = self.stages.get(waiting_id)
-            if waiting is not None and not self._missing_parents(waiting):
-                self.waiting.discard(waiting_id)
-                self._submit_tasks(waiting, now)
+            if waiting is None or waiting_id not in self.waiting:
+                continue
+            # Submitted again, not just checked: a parent may have gone missing
+            # meanwhile (an executor lost took its map outputs, or the cached
+            # partitions that made it unnecessary), and must then run first.
+            self.waiting.discard(waiting_id)
+            self._submit_stage(waiting, now)
 
     # -- task outcomes ------------------------------------------------------------
     def task_succeeded(self, message: TaskSucceeded, now: float) -> bool:

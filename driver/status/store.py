@@ -205,6 +205,9 @@ class StatusStore:
             batch = self.batches.get(info.batch_time_ms)
             if batch is None:
                 batch = BatchStatus(info.batch_time_ms, info.submission_ms)
+                # Its jobs may have started before the listener bus told us of the batch.
+                batch.job_ids = [j.job_id for j in self.jobs.values()
+                                 if j.batch_ms == info.batch_time_ms]
                 self.batches[info.batch_time_ms] = batch
                 while len(self.batches) > MAX_BATCHES:
                     self.batches.popitem(last=False)

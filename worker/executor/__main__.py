@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver", required=True, help="driver endpoint, tcp://HOST:PORT")
     parser.add_argument("--executor-id", required=True)
     parser.add_argument("--host", default="127.0.0.1", help="address for the block service")
+    parser.add_argument("--advertise-host", default=None,
+                        help="address peers use to reach the block service (default: --host)")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--memory-limit", default="512m", help="block memory before spilling")
     parser.add_argument("--parent-pid", type=int, default=None,
@@ -42,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     executor = ExecutorProcess(
         args.executor_id, args.driver, secret, args.host, work_dir,
         parse_size_bytes(args.memory_limit), parent_pid=args.parent_pid,
-        registration_timeout_s=args.registration_timeout, fetch_timeout_s=args.fetch_timeout)
+        registration_timeout_s=args.registration_timeout, fetch_timeout_s=args.fetch_timeout,
+        advertise_host=args.advertise_host)
     return executor.run()
 
 

@@ -51,10 +51,11 @@ class ExecutorProcess:
     def __init__(self, executor_id: str, driver_endpoint: str, secret: bytes | None,
                  host: str, work_dir: Path, memory_limit_bytes: int,
                  parent_pid: int | None = None, registration_timeout_s: float = 60.0,
-                 fetch_timeout_s: float = 30.0):
+                 fetch_timeout_s: float = 30.0, advertise_host: str | None = None):
         self.executor_id = executor_id
         self.driver_endpoint = driver_endpoint
         self.host = host
+        self.advertise_host = advertise_host or advertised_host(host)
         self.parent_pid = parent_pid
         self.registration_timeout_s = registration_timeout_s
         self.transport = Transport(secret)
@@ -165,7 +166,7 @@ class _DriverLink(threading.Thread):
         self.control = transport.connect(zmq.DEALER, executor.driver_endpoint,
                                          executor.executor_id.encode())
         self.block_service, port = transport.bind(zmq.ROUTER, executor.host)
-        self.block_address = endpoint(advertised_host(executor.host), port)
+        self.block_address = endpoint(executor.advertise_host, port)
         self.last_driver_message = time.monotonic()
         self._process = psutil.Process()
 
