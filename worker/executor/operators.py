@@ -6,6 +6,7 @@ loop calling the user's functions, with no Python frame of ours per record.
 """
 from __future__ import annotations
 
+import copy
 from itertools import chain
 from typing import Callable, Iterator
 
@@ -228,6 +229,24 @@ def _map_with_state(node: p.MapWithStateNode, ctx: PlanContext) -> Iterator:
     return iter([record])
 
 
+_IMMUTABLE = frozenset({int, float, complex, bool, str, bytes, type(None)})
+
+
+def _own_copy(state):
+    """The update function's own copy of a previous state.
+
+    The previous state partition is cached as live objects, and update
+    functions often change their argument in place (PySpark's examples extend
+    a list): that must not alter the previous batch's state, which a window
+    over the state stream or a recomputed batch reads again. Immutable states
+    (the common counts and sums) are passed as they are.
+    """
+    kind = type(state)
+    if kind in _IMMUTABLE or (kind is tuple and all(type(x) in _IMMUTABLE for x in state)):
+        return state
+    return copy.deepcopy(state)
+
+
 def _update_state(node: p.UpdateStateNode, ctx: PlanContext) -> Iterator:
     update = ctx.fn(node.fn)
     new: dict = {}
@@ -247,7 +266,7 @@ def _update_state(node: p.UpdateStateNode, ctx: PlanContext) -> Iterator:
     append = out.append
     take = new.pop
     for key, last in previous:
-        state = update(take(key, None) or [], last)
+        state = update(take(key, None) or [], _own_copy(last))
         if state is not None:
             append((key, state))
     for key, values in new.items():
