@@ -43,8 +43,13 @@ class Broadcast:
     def value(self) -> Any:
         if self._value is _UNSET:
             if _reader is None:
-                raise RuntimeError(f"broadcast {self._id} was destroyed or is not available here")
-            (self._value,) = load_records(_reader(block_id(self._id)))
+                raise RuntimeError(f"Attempted to use broadcast {self._id} after it was destroyed")
+            try:
+                data = _reader(block_id(self._id))
+            except Exception as exc:  # noqa: BLE001 - the block is gone: the variable was destroyed
+                raise RuntimeError(f"Attempted to use broadcast {self._id} after it was destroyed "
+                                   f"({exc})") from None
+            (self._value,) = load_records(data)
         return self._value
 
     def unpersist(self, blocking: bool = False) -> None:

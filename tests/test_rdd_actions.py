@@ -239,10 +239,6 @@ def test_an_error_in_a_user_function_fails_the_action(sc):
     assert sc.parallelize(range(20), 4).map(lambda x: x).sum() == 190  # the context still works
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known engine difference: the driver's ClosureRegistry caches a function's pickled bytes "
-    "by object identity, so state the closure captured that changed after its first job is not "
-    "shipped again (PySpark pickles the closure for every job)"))
 def test_a_closure_is_pickled_again_for_each_job(sc):
     factor = {"v": 2}
 

@@ -419,7 +419,7 @@ class SparkContext:
             current.getNumPartitions()
             for fn in current._closures():
                 try:
-                    self._closures.register(fn)
+                    self._closures.register(fn, fresh=True)  # capture current values, as PySpark
                 except SerializationError as exc:
                     raise pickle.PicklingError(f"Could not serialize object: {exc}") from exc
 

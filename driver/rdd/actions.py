@@ -100,8 +100,11 @@ class Actions:
         return self.reduce(functools.partial(tf.min_by, key))
 
     def mean(self: "RDD") -> float:
+        """The mean of the elements (0.0 for an empty RDD, as PySpark's StatCounter)."""
+        if self.getNumPartitions() == 0:
+            raise ValueError("Can not reduce() empty RDD")
         count, total = self.map(tf.count_and_value).fold((0, 0), tf.add_pairs)
-        return total / count if count else float("nan")
+        return total / count if count else 0.0
 
     def top(self: "RDD", num: int, key: Callable | None = None) -> list:
         """The ``num`` largest elements, largest first."""

@@ -1,9 +1,11 @@
-"""Closures by id: pickle each user function once, ship it once per executor.
+"""Closures by id: pickled once per job, shipped once per executor.
 
 A function gets an id from the hash of its cloudpickled bytes, so the same
 closure rebuilt every batch (a DStream's lambda, a library helper) keeps one
-id and is never re-shipped. An identity cache skips re-pickling the very same
-function object; both caches are bounded so a job that makes new closures
+id and is never re-shipped. Each action pickles its closures afresh (as
+PySpark does), so a closure sees the current value of what it captured; the
+scheduler then finds that job's pickle by object identity instead of
+pickling again. Both caches are bounded, so a job that makes new closures
 every batch does not grow the driver without end.
 """
 from __future__ import annotations
@@ -27,15 +29,18 @@ class ClosureRegistry:
         self._next_id = 1
         self._lock = threading.Lock()
 
-    def register(self, fn: Callable) -> int:
-        """The id of ``fn``; pickles it (raising ``SerializationError``) if new."""
+    def register(self, fn: Callable, fresh: bool = False) -> int:
+        """The id of ``fn``. With ``fresh`` (once per action) it is pickled now,
+        capturing current values; otherwise the last pickle of this very object
+        is reused. Raises ``SerializationError`` when it cannot be pickled."""
         key = id(fn)
-        with self._lock:
-            hit = self._by_object.get(key)
-            if hit is not None and hit[0] is fn:
-                self._by_object.move_to_end(key)
-                self._bytes.move_to_end(hit[1])
-                return hit[1]
+        if not fresh:
+            with self._lock:
+                hit = self._by_object.get(key)
+                if hit is not None and hit[0] is fn:
+                    self._by_object.move_to_end(key)
+                    self._bytes.move_to_end(hit[1])
+                    return hit[1]
         data = dump_function(fn)
         digest = hashlib.blake2b(data, digest_size=16).digest()
         with self._lock:
