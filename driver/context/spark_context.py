@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterable
 
 from sluicegate.common import config as cfg
 from sluicegate.common.accumulators import Accumulator, AccumulatorParam, default_param
-from sluicegate.common.auth import check_bind_allowed, new_secret, read_secret_file, resolve_secret
+from sluicegate.common.auth import (
+    SecurityError, is_loopback, new_secret, read_secret_file, resolve_secret)
 from sluicegate.common.broadcast import Broadcast, block_id as broadcast_block_id
 from sluicegate.common.protocol import plan as p
 from sluicegate.common.serializer import SerializationError, dump_records, load_records
@@ -233,7 +234,11 @@ class SparkContext:
             return None
         host = cfg.get_setting(conf, cfg.UI_BIND_ADDRESS)
         explicit_secret = conf.get(cfg.SECRET) or conf.get(cfg.SECRET_FILE)
-        check_bind_allowed(host, explicit_secret.encode() if explicit_secret else None)
+        if not explicit_secret and not is_loopback(host):
+            raise SecurityError(
+                f"refusing to serve the status pages on {host} without a shared secret: they show "
+                "the application's data. Set spark.authenticate.secret (or "
+                "spark.authenticate.secret.file), or keep spark.ui.bindAddress at 127.0.0.1.")
         try:
             source = AppStatusSource(self.appName, self._runtime.status, self._metrics, self._runtime)
             server = StatusServer(source, host, cfg.get_setting(conf, cfg.UI_PORT)).start()

@@ -1,0 +1,774 @@
+"""Watching applications: the REST API, ``/metrics``, the status pages, the UI's
+ports, the live progress line, and the cluster service's pages.
+
+Everything runs for real: a local[2] application with a socket receiver fed by
+a server thread here (one burst of lines per batch), a second application
+whose output operation fails on purpose (and whose other task fails once and
+is retried), small streaming scripts run as subprocesses (directly and through
+``sluicegate submit`` against a ``sluicegate driver`` + ``sluicegate worker``
+on loopback). The status pages are read with plain HTTP here; a real browser
+renders them in ``test_status_pages_browser.py``.
+"""
+from __future__ import annotations
+
+import datetime
+import getpass
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from html.parser import HTMLParser
+from operator import add
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cluster_harness import LocalCluster, wait_until
+from conftest import _stop_active, make_context, wait_for_no_executors
+from sluicegate.common.auth import SecurityError
+from sluicegate.driver import SparkContext, StreamingContext, StreamingListener, TaskContext
+from streaming_harness import batch_ms_of
+
+WAIT_S = 90.0  # a loaded 2-core machine: generous, only ever reached on failure
+
+
+# -- HTTP helpers ---------------------------------------------------------------------------
+
+def http_get(base: str, path: str, timeout_s: float = 20.0) -> tuple[int, dict, bytes]:
+    """One GET without following redirects: (status, headers, body)."""
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def get_json(base: str, path: str):
+    status, headers, body = http_get(base, path)
+    assert status == 200, f"GET {path}: {status} {body[:500]!r}"
+    assert headers["Content-Type"].startswith("application/json")
+    return json.loads(body)
+
+
+def get_page(base: str, path: str) -> str:
+    status, headers, body = http_get(base, path)
+    assert status == 200, f"GET {path}: {status} {body[:500]!r}"
+    assert headers["Content-Type"].startswith("text/html")
+    return body.decode()
+
+
+def scrape(base: str) -> dict[tuple[str, frozenset], float]:
+    """``/metrics`` parsed by prometheus_client: (sample name, labels) -> value."""
+    status, headers, body = http_get(base, "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def metric(samples: dict, name: str, **labels) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+class Tables(HTMLParser):
+    """Every ``<table>`` of a page: id -> rows of (css class, cell texts, links)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tables: dict[str, list[dict]] = {}
+        self._table: list[dict] | None = None
+        self._row: dict | None = None
+        self._cell: list[str] | None = None
+        self._in_body = False
+        self._count = 0
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self._count += 1
+            self._table = self.tables.setdefault(attrs.get("id") or f"#{self._count}", [])
+        elif tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body and self._table is not None:
+            self._row = {"class": attrs.get("class") or "", "cells": [], "links": []}
+            self._table.append(self._row)
+        elif tag == "td" and self._row is not None:
+            self._cell = []
+        elif tag == "a" and self._row is not None and attrs.get("href"):
+            self._row["links"].append(attrs["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._row is not None and self._cell is not None:
+            self._row["cells"].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+        elif tag == "tbody":
+            self._in_body = False
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def listening_ports_here() -> set[int]:
+    return {c.laddr.port for c in psutil.Process().net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN}
+
+
+# -- a running streaming application fed through a socket --------------------------------------
+
+BURSTS = 5          # bursts of lines the server sends, one per batch
+BURST_LINES = 40    # lines in each burst
+WORDS = 7           # each line: its burst's tag and one of WORDS words
+
+
+class BurstServer:
+    """A TCP server thread: once a client is connected, sends a burst of
+    ``BURST_LINES`` lines each time ``release()`` is called, ``BURSTS`` times."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self.released = threading.Event()
+        self._stop = threading.Event()
+        self._conn: socket.socket | None = None
+        self._thread = threading.Thread(target=self._serve, name="burst-server", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def _serve(self) -> None:
+        while self._conn is None and not self._stop.is_set():
+            try:
+                self._conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+        for burst in range(BURSTS):
+            self.released.clear()
+            while not self.released.wait(0.2):
+                if self._stop.is_set():
+                    return
+            lines = "".join(f"b{burst} w{i % WORDS}\n" for i in range(BURST_LINES))
+            try:
+                self._conn.sendall(lines.encode())
+            except OSError:
+                return
+            self.sent += BURST_LINES
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        if self._conn is not None:
+            self._conn.close()
+        self.sock.close()
+
+
+class ReleaseOnBatch(StreamingListener):
+    """Lets the server send its next burst right after a batch completes, so
+    that each burst lands well inside the next batch interval."""
+
+    def __init__(self, server: BurstServer):
+        self.server = server
+
+    def onBatchCompleted(self, batchCompleted) -> None:
+        self.server.release()
+
+
+class SocketRun:
+    def __init__(self, sc: SparkContext, ssc: StreamingContext, server: BurstServer):
+        self.sc, self.ssc, self.server = sc, ssc, server
+        self.base = sc.uiWebUrl
+        self.tags: dict[int, dict] = {}     # batch ms -> {burst tag: lines}, as the job saw them
+        self.words: dict[int, dict] = {}    # batch ms -> word counts (the reduceByKey's output)
+
+    def data_batches(self) -> list[int]:
+        return sorted(ms for ms, tags in self.tags.items() if tags)
+
+
+@pytest.fixture(scope="class")
+def socket_run():
+    _stop_active()
+    sc = make_context("local[2]", spark__sluicegate__progress="false")
+    server = BurstServer()
+    ssc = StreamingContext(sc, 0.5)
+    run = SocketRun(sc, ssc, server)
+    try:
+        lines = ssc.socketTextStream("127.0.0.1", server.port)
+        lines.foreachRDD(lambda t, rdd: run.tags.__setitem__(
+            batch_ms_of(t), dict(rdd.map(lambda line: line.split()[0]).countByValue())))
+        (lines.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(add)
+         .foreachRDD(lambda t, rdd: run.words.__setitem__(batch_ms_of(t), dict(rdd.collect()))))
+        ssc.addStreamingListener(ReleaseOnBatch(server))
+        ssc.start()
+
+        def all_seen():
+            received = sum(b["records"] for b in get_json(run.base, "/api/v1/batches")
+                           if b["state"] == "COMPLETED")
+            return received == BURSTS * BURST_LINES and sum(
+                sum(t.values()) for t in list(run.tags.values())) == BURSTS * BURST_LINES
+        wait_until(all_seen, WAIT_S, what="every burst in a completed batch")
+        yield run
+    finally:
+        ssc.stop(stopSparkContext=True, stopGraceFully=False)
+        server.close()
+
+
+class TestRunningStream:
+    def test_streaming_summary(self, socket_run):
+        first = get_json(socket_run.base, "/api/v1/streaming")
+        assert first["batch_duration_ms"] == 500
+        assert first["started_ms"] > 0
+        assert first["batches_completed"] >= BURSTS
+        assert first["batches_failed"] == 0
+        assert first["avg_input_rate"] > 0
+        for key in ("avg_scheduling_delay_ms", "avg_processing_ms", "avg_total_delay_ms"):
+            assert first[key] is not None and first[key] >= 0, key
+        assert first["avg_total_delay_ms"] >= first["avg_processing_ms"]
+        [receiver] = first["receivers"]
+        assert receiver["state"] == "ACTIVE" and receiver["stream_id"] == 0
+        assert "Socket" in receiver["name"]
+        wait_until(lambda: get_json(socket_run.base, "/api/v1/streaming")["batches_completed"]
+                   > first["batches_completed"], WAIT_S, what="batches_completed to grow")
+
+    def test_batches_list_records_what_was_sent(self, socket_run):
+        batches = get_json(socket_run.base, "/api/v1/batches")
+        times = [b["batch_ms"] for b in batches]
+        assert times == sorted(times, reverse=True), "newest first"
+        assert all(t % 500 == 0 for t in times)
+        by_time = {b["batch_ms"]: b for b in batches}
+        for batch_ms, tags in socket_run.tags.items():
+            batch = by_time[batch_ms]
+            assert batch["records"] == sum(tags.values()), (batch_ms, tags)
+            assert batch["input_by_stream"] == {"0": batch["records"]}
+        data = [by_time[ms] for ms in socket_run.data_batches()]
+        assert sum(b["records"] for b in data) == BURSTS * BURST_LINES
+        # One burst per batch (a burst split over two batches would only happen
+        # on a badly stalled machine; then the totals above still hold).
+        assert any(b["records"] == BURST_LINES for b in data)
+        completed = [b for b in batches if b["state"] == "COMPLETED"]
+        assert len(completed) >= BURSTS
+        for b in completed:
+            assert b["scheduling_delay_ms"] >= 0 and b["processing_ms"] >= 0, b
+            assert b["total_delay_ms"] >= b["processing_ms"], b
+            assert b["output_ops"] == b["output_ops_done"] == 2
+            assert b["failure"] == ""
+            assert b["submitted_ms"] >= b["batch_ms"]
+            jobs = get_json(socket_run.base, f"/api/v1/batches/{b['batch_ms']}")["jobs"]
+            assert {j["output_id"] for j in jobs} == {0, 1}, b
+
+    def test_batch_detail_has_outputs_jobs_stages_tasks(self, socket_run):
+        workers = {w["id"] for w in get_json(socket_run.base, "/api/v1/workers")}
+        batch_ms = next(ms for ms in socket_run.data_batches()
+                        if sum(socket_run.tags[ms].values()) == BURST_LINES)
+        detail = get_json(socket_run.base, f"/api/v1/batches/{batch_ms}")
+        assert detail["batch_ms"] == batch_ms and detail["state"] == "COMPLETED"
+        assert detail["records"] == BURST_LINES
+        assert [o["id"] for o in detail["outputs"]] == [0, 1]
+        for output in detail["outputs"]:
+            assert output["name"] == "foreachRDD"
+            assert "test_observability.py" in output["description"]
+            assert output["end_ms"] >= output["start_ms"] >= batch_ms and output["failure"] == ""
+        jobs = detail["jobs"]
+        assert {j["output_id"] for j in jobs} == {0, 1}
+        assert all(j["batch_ms"] == batch_ms and j["status"] == "SUCCEEDED" for j in jobs)
+        for job in jobs:
+            assert job["stages"], job
+            for stage in job["stages"]:
+                assert stage["tasks_succeeded"] == stage["num_tasks"] == len(stage["tasks"])
+                for task in stage["tasks"]:
+                    assert task["executor_id"] in workers
+                    assert task["status"] == "SUCCESS" and task["duration_ms"] >= 0
+                    assert task["records_in"] >= 0 and task["records_out"] >= 0
+        # The reduceByKey's job: a map stage writing shuffle output, a result stage reading it.
+        [shuffled] = [j for j in jobs if j["output_id"] == 1]
+        maps = [s for s in shuffled["stages"] if s["kind"].startswith("map for shuffle")]
+        results = [s for s in shuffled["stages"] if s["kind"] == "result"]
+        assert len(maps) == 1 and len(results) == 1
+        map_tasks, result_tasks = maps[0]["tasks"], results[0]["tasks"]
+        assert sum(t["records_in"] for t in map_tasks) == BURST_LINES
+        assert sum(t["shuffle_write_bytes"] for t in map_tasks) == maps[0]["shuffle_write_bytes"] > 0
+        assert sum(t["shuffle_read_bytes"] for t in result_tasks) == results[0]["shuffle_read_bytes"]
+        assert results[0]["shuffle_read_bytes"] == maps[0]["shuffle_write_bytes"]
+        words = socket_run.words[batch_ms]
+        assert len(words) == WORDS + 1 and sum(words.values()) == 2 * BURST_LINES
+        assert sum(t["records_out"] for t in result_tasks) == len(words)
+
+        # The same job through /api/v1/jobs/<id>, and in /api/v1/jobs.
+        again = get_json(socket_run.base, f"/api/v1/jobs/{shuffled['job_id']}")
+        assert again == shuffled
+        listed = {j["job_id"]: j for j in get_json(socket_run.base, "/api/v1/jobs")}
+        for job in jobs:
+            summary = listed[job["job_id"]]
+            assert summary["batch_ms"] == batch_ms and summary["status"] == "SUCCEEDED"
+            assert summary["stage_ids"] == job["stage_ids"]
+            assert summary["duration_ms"] >= 0 and "stages" not in summary
+
+    def test_workers(self, socket_run):
+        workers = get_json(socket_run.base, "/api/v1/workers")
+        assert sorted(w["id"] for w in workers) == ["exec-1", "exec-2"]
+        children = {p.pid for p in psutil.Process().children(recursive=True)}
+        for worker in workers:
+            assert worker["state"] == "ALIVE"
+            assert worker["cores"] == 1
+            assert worker["pid"] in children
+            assert 0 <= worker["last_heartbeat_s_ago"] < 60
+            assert worker["tasks_done"] > 0 and worker["tasks_failed"] == 0
+            assert worker["memory_bytes"] > 0
+
+    def test_unknown_batch_or_job_is_404(self, socket_run):
+        base = socket_run.base
+        some_batch = get_json(base, "/api/v1/batches")[0]["batch_ms"]
+        for path in (f"/api/v1/batches/{some_batch + 1}", "/api/v1/jobs/987654",
+                     f"/batch/{some_batch + 1}", "/job/987654", "/api/v1/nothing",
+                     "/cluster", "/nothing"):
+            status, _, _ = http_get(base, path)
+            assert status == 404, path
+
+    def test_metrics_agree_with_the_api(self, socket_run):
+        base = socket_run.base
+        before = scrape(base)
+        summary = get_json(base, "/api/v1/streaming")
+        batches = get_json(base, "/api/v1/batches")
+        jobs = get_json(base, "/api/v1/jobs")
+        workers = get_json(base, "/api/v1/workers")
+        after = scrape(base)
+
+        def between(name, value, **labels):
+            low, high = metric(before, name, **labels), metric(after, name, **labels)
+            assert low <= value <= high, f"{name}{labels}: {low} <= {value} <= {high}"
+
+        between("sluicegate_batches_completed_total", summary["batches_completed"])
+        between("sluicegate_batches_completed_total",
+                sum(b["state"] == "COMPLETED" for b in batches))
+        assert metric(after, "sluicegate_batches_failed_total") == 0
+        # Every burst has been counted; later batches are empty.
+        assert metric(before, "sluicegate_input_records_total") == BURSTS * BURST_LINES
+        assert sum(b["records"] for b in batches) == BURSTS * BURST_LINES
+        between("sluicegate_jobs_total", sum(j["status"] == "SUCCEEDED" for j in jobs),
+                status="succeeded")
+        assert ("sluicegate_jobs_total", frozenset({("status", "failed")})) not in after
+        assert metric(after, "sluicegate_workers") == len(workers) == 2
+        assert metric(after, "sluicegate_task_retries_total") == 0
+        for name in ("sluicegate_batch_scheduling_delay_seconds", "sluicegate_batch_processing_seconds",
+                     "sluicegate_batch_total_delay_seconds"):
+            between(f"{name}_count", summary["batches_completed"])
+            assert metric(after, f"{name}_sum") >= 0
+            assert metric(after, f"{name}_bucket", le="+Inf") == metric(after, f"{name}_count")
+        # Shuffle bytes: at least what the batches' reduceByKey jobs report.
+        written = read = 0
+        for batch_ms in socket_run.data_batches():
+            for job in get_json(base, f"/api/v1/batches/{batch_ms}")["jobs"]:
+                for stage in job["stages"]:
+                    written += stage["shuffle_write_bytes"]
+                    read += stage["shuffle_read_bytes"]
+        assert 0 < written <= metric(after, "sluicegate_shuffle_write_bytes_total")
+        assert 0 < read <= metric(after, "sluicegate_shuffle_read_bytes_total")
+        tasks = metric(after, "sluicegate_tasks_total", status="success")
+        assert tasks >= sum(len(s["tasks"]) for j in get_json(
+            base, f"/api/v1/batches/{socket_run.data_batches()[0]}")["jobs"] for s in j["stages"])
+        # The receiver's rate in the last batch (records / batch interval).
+        assert metric(after, "sluicegate_receiver_records_per_second", stream="0") >= 0
+
+    def test_pages(self, socket_run):
+        base = socket_run.base
+        status, headers, _ = http_get(base, "/")
+        assert status == 302 and headers["Location"] == "/streaming"
+        page = get_page(base, "/streaming")
+        assert '<meta http-equiv="refresh" content="2">' in page
+        for chart in ("chart-input-rate", "chart-scheduling-delay", "chart-processing-time",
+                      "chart-total-delay"):
+            assert f'id="{chart}"' in page
+        rows = Tables(page).tables["completed-batches"]
+        shown = {row["links"][0]: number(row["cells"][1]) for row in rows}
+        for batch_ms in socket_run.data_batches():
+            assert shown[f"/batch/{batch_ms}"] == sum(socket_run.tags[batch_ms].values())
+        batch_ms = socket_run.data_batches()[0]
+        page = get_page(base, f"/batch/{batch_ms}")
+        assert "Output operations" in page and "foreachRDD" in page and "exec-" in page
+        job_id = get_json(base, f"/api/v1/batches/{batch_ms}")["jobs"][0]["job_id"]
+        assert f"Job {job_id}" in get_page(base, f"/job/{job_id}")
+        jobs = Tables(get_page(base, "/jobs")).tables["jobs"]
+        assert any(row["links"] == [f"/job/{job_id}"] for row in jobs)
+        workers = Tables(get_page(base, "/workers")).tables["workers"]
+        assert sorted(row["cells"][0] for row in workers) == ["exec-1", "exec-2"]
+        assert all(row["cells"][-1] == "ALIVE" for row in workers)
+
+
+# -- an application whose output operation fails -------------------------------------------------
+
+def explode(record):
+    if record == "boom":
+        raise ValueError("deliberate failure in the output operation")
+    if record == "flaky" and TaskContext.get().attemptNumber() == 0:
+        raise RuntimeError("flaky task, first attempt")
+    return record
+
+
+FAILURE_BATCHES = [["fine", "fine", "fine"], ["boom"], ["flaky"]]
+MAX_FAILURES = 3
+
+
+@pytest.fixture(scope="class")
+def failing_run():
+    _stop_active()
+    sc = make_context("local[2]", spark__sluicegate__progress="false",
+                      spark__task__maxFailures=str(MAX_FAILURES))
+    ssc = StreamingContext(sc, 0.5)
+    try:
+        ssc.queueStream(FAILURE_BATCHES, default=[]).map(explode).foreachRDD(lambda rdd: rdd.count())
+        ssc.start()
+        base = sc.uiWebUrl
+
+        def data_batches():
+            found = [b for b in get_json(base, "/api/v1/batches")[::-1] if b["records"]]
+            if len(found) == len(FAILURE_BATCHES) and all(
+                    b["state"] in ("COMPLETED", "FAILED") for b in found):
+                return found
+            return None
+        batches = wait_until(data_batches, WAIT_S, what="the three batches to complete")
+        yield base, batches
+    finally:
+        ssc.stop(stopSparkContext=True, stopGraceFully=False)
+
+
+class TestFailureReporting:
+    def test_failed_batch(self, failing_run):
+        base, (fine, failed, flaky) = failing_run
+        assert [b["records"] for b in (fine, failed, flaky)] == [3, 1, 1]
+        assert fine["state"] == "COMPLETED" and fine["failure"] == ""
+        # Every batch's job is linked to it, the first one's too (its job may start
+        # before the listener bus has told the status store of the batch).
+        for batch in get_json(base, "/api/v1/batches"):
+            if batch["state"] in ("COMPLETED", "FAILED"):
+                jobs = get_json(base, f"/api/v1/batches/{batch['batch_ms']}")["jobs"]
+                assert len(jobs) == 1 and jobs[0]["batch_ms"] == batch["batch_ms"], batch
+        assert failed["state"] == "FAILED"
+        assert "ValueError: deliberate failure in the output operation" in failed["failure"]
+        assert flaky["state"] == "COMPLETED" and flaky["failure"] == ""
+        assert get_json(base, "/api/v1/streaming")["batches_failed"] == 1
+
+        detail = get_json(base, f"/api/v1/batches/{failed['batch_ms']}")
+        [output] = detail["outputs"]
+        assert "deliberate failure" in output["failure"] and output["end_ms"] >= 0
+        [job] = detail["jobs"]
+        assert job["status"] == "FAILED" and "deliberate failure" in job["error"]
+        [stage] = job["stages"]
+        bad = [t for t in stage["tasks"] if t["status"] != "SUCCESS"]
+        assert [t["attempt"] for t in bad] == list(range(MAX_FAILURES))
+        assert len({t["partition"] for t in bad}) == 1
+        for task in bad:
+            assert task["error"] == "ValueError: deliberate failure in the output operation"
+            assert task["traceback"].startswith("Traceback (most recent call last):")
+            assert "in explode" in task["traceback"]
+            assert task["executor_id"] in ("exec-1", "exec-2")
+        assert get_json(base, f"/api/v1/jobs/{job['job_id']}")["error"] == job["error"]
+
+        page = get_page(base, f"/batch/{failed['batch_ms']}")
+        assert "ValueError: deliberate failure in the output operation" in page
+        assert "Traceback (most recent call last)" in page and "in explode" in page
+        rows = Tables(get_page(base, "/streaming")).tables["completed-batches"]
+        [row] = [r for r in rows if r["links"] == [f"/batch/{failed['batch_ms']}"]]
+        assert row["class"] == "failed" and row["cells"][6] == "FAILED"
+
+    def test_retried_task(self, failing_run):
+        base, (_, _, flaky) = failing_run
+        [job] = get_json(base, f"/api/v1/batches/{flaky['batch_ms']}")["jobs"]
+        assert job["status"] == "SUCCEEDED"
+        tasks = job["stages"][0]["tasks"]
+        [first] = [t for t in tasks if t["status"] == "FAILED"]
+        assert first["attempt"] == 0 and first["error"] == "RuntimeError: flaky task, first attempt"
+        assert "in explode" in first["traceback"]
+        [retry] = [t for t in tasks if t["partition"] == first["partition"] and t["attempt"] == 1]
+        assert retry["status"] == "SUCCESS" and retry["records_in"] == 1
+
+    def test_metrics_count_the_failures(self, failing_run):
+        base, _ = failing_run
+        samples = scrape(base)
+        jobs = get_json(base, "/api/v1/jobs")
+        failed_tasks = 0
+        for job in jobs:
+            for stage in get_json(base, f"/api/v1/jobs/{job['job_id']}")["stages"]:
+                failed_tasks += sum(t["status"] != "SUCCESS" for t in stage["tasks"])
+        assert failed_tasks == MAX_FAILURES + 1
+        assert metric(samples, "sluicegate_batches_failed_total") == 1
+        assert metric(samples, "sluicegate_task_retries_total") == failed_tasks
+        assert metric(samples, "sluicegate_tasks_total", status="failed") == failed_tasks
+        assert metric(samples, "sluicegate_jobs_total", status="failed") == 1 == sum(
+            j["status"] == "FAILED" for j in jobs)
+        assert metric(samples, "sluicegate_input_records_total") == 5
+        assert metric(samples, "sluicegate_workers") == 2
+
+
+# -- the UI's port and address ---------------------------------------------------------------------
+
+def ui_port(sc: SparkContext) -> int:
+    return urlsplit(sc.uiWebUrl).port
+
+
+def executor_pids(base: str) -> set[int]:
+    return {w["pid"] for w in get_json(base, "/api/v1/workers") if w["state"] == "ALIVE"}
+
+
+def test_contexts_one_after_another_get_working_urls(own_context):
+    first = own_context("local[1]", spark__sluicegate__progress="false")
+    url = first.uiWebUrl
+    assert url.startswith("http://127.0.0.1:")
+    first_pids = executor_pids(url)
+    assert len(first_pids) == 1
+    assert ui_port(first) in listening_ports_here()
+    first.stop()
+    assert ui_port(first) not in listening_ports_here(), "stop() must free the UI's port"
+    second = own_context("local[1]", spark__sluicegate__progress="false")
+    second_pids = executor_pids(second.uiWebUrl)
+    assert len(second_pids) == 1 and not second_pids & first_pids
+    assert get_json(second.uiWebUrl, "/api/v1/jobs") == []
+
+
+def test_taken_port_moves_to_the_next_one(own_context):
+    holder = socket.socket()
+    # As the status server does: old connections in TIME_WAIT must not stop us
+    # from taking the port; a listening socket stops the server from taking it.
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        try:
+            holder.bind(("127.0.0.1", 4040))
+            holder.listen(1)
+        except OSError:
+            pass  # someone else listens there: just as good
+        sc = own_context("local[1]", spark__sluicegate__progress="false")
+        port = ui_port(sc)
+        assert 4040 < port < 4040 + 16
+        assert len(executor_pids(sc.uiWebUrl)) == 1
+    finally:
+        holder.close()
+
+
+def test_explicit_and_any_port(own_context):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        wanted = probe.getsockname()[1]
+    sc = own_context("local[1]", spark__ui__port=str(wanted), spark__sluicegate__progress="false")
+    assert sc.uiWebUrl == f"http://127.0.0.1:{wanted}"
+    assert get_json(sc.uiWebUrl, "/api/v1/workers")[0]["state"] == "ALIVE"
+    sc = own_context("local[1]", spark__ui__port="0", spark__sluicegate__progress="false")
+    assert ui_port(sc) > 0 and get_json(sc.uiWebUrl, "/api/v1/workers")
+
+
+def test_ui_disabled(own_context):
+    before = listening_ports_here()
+    sc = own_context("local[1]", spark__ui__enabled="false")
+    assert sc.uiWebUrl is None
+    assert sc.parallelize(range(10), 2).sum() == 45
+    http_ports = set(range(4040, 4056)) & (listening_ports_here() - before)
+    assert not http_ports
+
+
+def test_binding_beyond_loopback_needs_a_secret(own_context):
+    with pytest.raises(SecurityError) as raised:
+        own_context("local[2]", spark__ui__bindAddress="0.0.0.0")
+    message = str(raised.value)
+    assert "0.0.0.0" in message and "secret" in message
+    assert "spark.authenticate.secret" in message  # how to set one
+    # Refusing must not leave the executors it had started behind.
+    assert SparkContext._active_spark_context is None
+    assert wait_for_no_executors(30) == []
+    sc = own_context("local[1]", spark__sluicegate__progress="false")
+    assert sc.uiWebUrl.startswith("http://127.0.0.1:")
+
+
+# -- the live progress line ------------------------------------------------------------------------
+
+PROGRESS_SIZES = [3, 5, 7]
+
+PROGRESS_SCRIPT = """
+    import json, sys, threading
+    from sluicegate.driver import SparkConf, SparkContext, StreamingContext, StreamingListener
+
+    SIZES = %r
+
+    class Done(StreamingListener):
+        def __init__(self):
+            self.batches = []
+            self.enough = threading.Event()
+
+        def onBatchCompleted(self, completed):
+            info = completed.batchInfo()
+            self.batches.append([info.batchTime().milliseconds(), info.numRecords()])
+            if sum(1 for _, n in self.batches if n) >= len(SIZES) and len(self.batches) > len(SIZES):
+                self.enough.set()
+
+    conf = SparkConf().setMaster("local[2]").setAppName("progress-line")
+    if "--no-progress" in sys.argv:
+        conf.set("spark.sluicegate.progress", "false")
+    sc = SparkContext(conf=conf)
+    ssc = StreamingContext(sc, 0.3)
+    ssc.queueStream([list(range(n)) for n in SIZES], default=[]).map(lambda x: 2 * x) \\
+        .foreachRDD(lambda rdd: rdd.count())
+    done = Done()
+    ssc.addStreamingListener(done)
+    ssc.start()
+    ok = done.enough.wait(120)
+    ssc.stop(stopSparkContext=True)
+    print("RESULT " + json.dumps({"ok": ok, "batches": done.batches}), flush=True)
+""" % (PROGRESS_SIZES,)
+
+PROGRESS_LINE = re.compile(
+    r"^\[batch (\d\d:\d\d:\d\d\.\d{3})\] ([\d,]+) records \(([\d,]+)/s\) \| scheduling (\d+) ms"
+    r" \| processing (\d+) ms \| total (\d+) ms$")
+
+
+def progress_lines(stderr: str) -> list[re.Match]:
+    found = []
+    for line in stderr.splitlines():
+        if line.startswith("[batch "):
+            match = PROGRESS_LINE.match(line)
+            assert match, f"malformed progress line: {line!r}"
+            found.append(match)
+    return found
+
+
+def script_result(stdout: str) -> dict:
+    [line] = [l for l in stdout.splitlines() if l.startswith("RESULT ")]
+    result = json.loads(line[len("RESULT "):])
+    assert result["ok"], result
+    return result
+
+
+def check_progress(stderr: str, stdout: str, batch_ms: int = 300) -> None:
+    batches = script_result(stdout)["batches"]
+    lines = progress_lines(stderr)
+    assert len(lines) == len(batches), (stderr, batches)
+    for match, (time_ms, records) in zip(lines, batches):
+        when = datetime.datetime.fromtimestamp(time_ms / 1000).strftime("%H:%M:%S.%f")[:-3]
+        assert match.group(1) == when
+        assert number(match.group(2)) == records
+        assert match.group(3) == f"{records * 1000.0 / batch_ms:,.0f}"
+        assert int(match.group(6)) >= int(match.group(5))
+    assert [n for _, n in batches if n] == PROGRESS_SIZES
+
+
+def test_progress_line_per_batch_and_quiet():
+    with tempfile.TemporaryDirectory(prefix="sluicegate-progress-") as tmp:
+        script = Path(tmp) / "progress_job.py"
+        script.write_text(textwrap.dedent(PROGRESS_SCRIPT))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLUICEGATE_", "PYTEST_"))}
+        runs = {
+            "default": (env, []),
+            "quiet": ({**env, "SLUICEGATE_QUIET": "1"}, []),
+            "setting": (env, ["--no-progress"]),
+        }
+        procs = {name: subprocess.Popen([sys.executable, str(script), *args], env=run_env, cwd=tmp,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+                 for name, (run_env, args) in runs.items()}
+        outputs = {}
+        try:
+            for name, proc in procs.items():
+                outputs[name] = proc.communicate(timeout=150)
+                assert proc.returncode == 0, (name, outputs[name])
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+    stdout, stderr = outputs["default"]
+    check_progress(stderr, stdout)
+    for name in ("quiet", "setting"):
+        stdout, stderr = outputs[name]
+        assert script_result(stdout)["batches"]
+        assert "[batch " not in stderr, name
+
+
+# -- the cluster service: submit --quiet, its status pages ----------------------------------------------
+
+@pytest.fixture(scope="class")
+def service_run():
+    with tempfile.TemporaryDirectory(prefix="sluicegate-obs-cluster-") as tmp:
+        cluster = LocalCluster(Path(tmp))
+        try:
+            cluster.start_driver(extra=["--ui-port", "0"])
+            match = wait_until(lambda: re.search(r"status pages at (http://\S+)",
+                                                 cluster.log_text("driver.log")),
+                               30, what="the service's status page line")
+            cluster.ui = match.group(1)
+            cluster.start_worker("obs-worker", cores=2)
+            script = Path(tmp) / "progress_job.py"
+            script.write_text(textwrap.dedent(PROGRESS_SCRIPT))
+            loud = cluster.submit_async(script, options=["--cores", "1", "--name", "loud"])
+            quiet = cluster.submit_async(script, options=["--cores", "1", "--name", "quiet",
+                                                          "--quiet"])
+            cluster.submissions = {"loud": loud, "quiet": quiet}
+            for submission in (loud, quiet):
+                code = submission.wait(150)
+                assert code == 0, (submission.stdout, submission.stderr,
+                                   cluster.log_text("driver.log"))
+            yield cluster
+        finally:
+            cluster.close()
+
+
+class TestClusterService:
+    def test_submit_quiet_or_not(self, service_run):
+        loud, quiet = service_run.submissions["loud"], service_run.submissions["quiet"]
+        assert re.search(r"^submitted \S+$", loud.stderr, re.M), loud.stderr
+        check_progress(loud.stderr, loud.stdout)
+        assert script_result(quiet.stdout)["batches"]
+        assert "[batch " not in quiet.stderr and "submitted " not in quiet.stderr, quiet.stderr
+
+    def test_service_pages(self, service_run):
+        base = service_run.ui
+        assert base.startswith("http://127.0.0.1:")
+        status, headers, _ = http_get(base, "/")
+        assert status == 302 and headers["Location"] == "/cluster"
+        jobs = get_json(base, "/api/v1/jobs")
+        by_name = {j["name"]: j for j in jobs}
+        assert set(by_name) == {"loud", "quiet"}
+        owner = getpass.getuser()
+        for job in jobs:
+            assert job["state"] == "FINISHED" and job["exit_code"] == 0 and job["owner"] == owner
+            assert job["ended"] >= job["submitted"] > 0
+        rows = Tables(get_page(base, "/cluster")).tables["cluster-jobs"]
+        shown = {row["cells"][0]: row["cells"] for row in rows}
+        for job in jobs:
+            cells = shown[job["job_id"]]
+            assert cells[1] == job["name"] and cells[2] == "FINISHED" and cells[3] == owner
+
+        [worker] = get_json(base, "/api/v1/workers")
+        assert worker["id"] == "obs-worker" and worker["state"] == "ALIVE" and worker["cores"] == 2
+        assert 0 <= worker["last_heartbeat_s_ago"] < 60
+        [row] = Tables(get_page(base, "/workers")).tables["workers"]
+        assert row["cells"][0] == "obs-worker" and row["cells"][2] == "2" and row["cells"][-1] == "ALIVE"
+
+        samples = scrape(base)
+        assert metric(samples, "sluicegate_service_workers") == 1
+        assert metric(samples, "sluicegate_service_cores") == 2
+        assert metric(samples, "sluicegate_service_jobs", state="FINISHED") == 2
+        assert metric(samples, "sluicegate_service_jobs", state="RUNNING") == 0
+        for path in ("/streaming", "/api/v1/batches", "/api/v1/streaming", "/job/0", "/nothing"):
+            assert http_get(base, path)[0] == 404, path
