@@ -244,8 +244,9 @@ class StreamingContext:
                              f"functions are not serializable: {type(exc).__name__}: {exc}") from exc
 
     def awaitTermination(self, timeout: float | None = None) -> None:
-        """Wait for the context to stop; raise the error of a failed batch job if one
-        happened (the context keeps running; later batches still produce output)."""
+        """Wait for the context to stop; raise the error of the latest failed batch
+        job if one happened (the context keeps running and later batches still
+        produce output; as in Spark, each call raises it again)."""
         self._await(timeout)
 
     def awaitTerminationOrTimeout(self, timeout: float) -> bool:
@@ -256,9 +257,8 @@ class StreamingContext:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while True:
-                if self._error is not None:
-                    error, self._error = self._error, None
-                    raise error
+                if self._error is not None:  # as Spark: raised on every call until stopped
+                    raise self._error
                 if self._state == STOPPED:
                     return True
                 remaining = None if deadline is None else deadline - time.monotonic()
