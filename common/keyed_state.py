@@ -3,7 +3,9 @@
 A ``StateMap`` maps key -> (state, last_seen_ms). Each batch makes a new
 version that stores only that batch's changes and reads through to its
 parent, so the previous version stays exact (a retried task sees it as it
-was) and making a version costs O(keys in the batch). Versions older than
+was) and making a version costs O(keys in the batch). As in Spark, that
+holds when the mapping function replaces a state (``state.update``) rather
+than changing the object ``state.get()`` returned in place. Versions older than
 ``keep`` are folded into the base in place, O(their keys) each; by then no
 task can need them.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import shutil
 import signal
 import socket
 import threading
@@ -121,6 +122,17 @@ class ExecutorProcess:
         task_sock.close(linger=500)  # let the last reply leave
         self.store.clear()
         self.transport.close()
+        self._remove_work_dir()
+
+    def _remove_work_dir(self) -> None:
+        """Our scratch space goes with us; the last executor of a local application
+        also removes the application's directory, in case its driver was killed."""
+        shutil.rmtree(self._work_dir, ignore_errors=True)
+        if self.parent_pid is not None:
+            try:
+                self._work_dir.parent.rmdir()  # only succeeds once it is empty
+            except OSError:
+                pass
 
 
 class _DriverBlockReader:
