@@ -143,7 +143,12 @@ def resolve_secret(secret_file: str | None, host: str, create: bool) -> tuple[by
     """
     if secret_file:
         return read_secret_file(secret_file), True
-    check_bind_allowed(host, None)
+    if create:
+        check_bind_allowed(host, None)
+    elif not is_loopback(host):
+        raise SecurityError(
+            f"{host} is not this machine: talking to a cluster across hosts needs its shared "
+            "secret. Pass --secret-file FILE (the file the driver was started with).")
     if create:
         return load_or_create_default_secret(), False
     path = default_secret_path()

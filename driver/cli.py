@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from sluicegate.common.auth import SecurityError, check_bind_allowed, resolve_secret
+from sluicegate.common.auth import SecurityError, check_bind_allowed, is_loopback, resolve_secret
 from sluicegate.common.config import parse_size_bytes
 from sluicegate.common.protocol.cluster import (
     ClusterStatusRequest, JobAccepted, JobEnded,
@@ -58,7 +58,10 @@ def cmd_driver(args) -> int:
     from .cluster.service import ClusterService
 
     _logging(args.log_level, args.log_file)
-    secret, _ = resolve_secret(args.secret_file, args.host, create=True)
+    secret, explicit = resolve_secret(args.secret_file, args.host, create=True)
+    if args.ui_port >= 0 and not explicit and not is_loopback(args.ui_host):
+        raise SecurityError(f"refusing to serve the status pages on {args.ui_host} without a "
+                            "shared secret: pass --secret-file FILE, or keep --ui-host 127.0.0.1")
     transport = Transport(secret)
     work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="sluicegate-driver-"))
     service = ClusterService(transport, args.host, args.port, work_dir,

@@ -103,6 +103,7 @@ class DriverEndpoint(RouterLoop):
         elif isinstance(message, ExecutorHeartbeat):
             self.registry.heartbeat(message, now)
         elif isinstance(message, FetchDriverBlock):
+            self.registry.touch(identity.decode(errors="replace").split("/")[0], now)
             data = self.blocks.get(message.block_id)
             reply = DriverBlock(message.request_id, message.block_id, data is not None,
                                 payload=[data] if data is not None else [])

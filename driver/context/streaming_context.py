@@ -191,6 +191,12 @@ class StreamingContext:
             if self._recovered is not None:
                 checkpoint = self._recovered
                 self._graph.start(checkpoint.zero_ms)
+                if self._receivers.wal is None:
+                    lost = self._receivers.blocks.forget_all_blocks()
+                    if lost:
+                        log.warning("recovery: %d received blocks died with the driver and are "
+                                    "skipped; enable spark.streaming.receiver.writeAheadLog.enable "
+                                    "to keep them", lost)
                 restored = self._receivers.reload_from_log(self._store_block)
                 downtime = range(checkpoint.time_ms + self._batch_ms, first, self._batch_ms)
                 rerun = sorted({t for t in checkpoint.pending_ms if t < first} | set(downtime))

@@ -217,6 +217,16 @@ class ReceivedBlockTracker:
                 del self._batches[batch_ms]
             return infos
 
+    def forget_all_blocks(self) -> int:
+        """Drop every block (recovery without a write-ahead log: they died with the
+        driver); return how many there were."""
+        with self._lock:
+            lost = sum(len(b) for streams in self._batches.values() for b in streams.values())
+            lost += sum(len(b) for b in self._unallocated.values())
+            self._batches = {t: {} for t in self._batches}
+            self._unallocated.clear()
+            return lost
+
     def snapshot(self) -> tuple[dict, dict, dict]:
         """Claimed blocks by batch, unclaimed blocks by stream, and each stream's
         newest metadata: what a checkpoint keeps."""

@@ -88,6 +88,18 @@ class BatchRunner:
         return True
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish the jobs that are running; drop those still queued (a graceful
+        stop waits for ``wait_idle`` first)."""
+        dropped = 0
+        while True:
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                dropped += 1
+        if dropped:
+            log.warning("stopping: %d queued output jobs were not run", dropped)
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:

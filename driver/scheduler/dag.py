@@ -323,7 +323,7 @@ class DAGScheduler:
         if self.running.get(stage.id) is task_set:
             del self.running[stage.id]
         stage.fetch_failures += 1
-        if stage.fetch_failures > self.max_stage_attempts:
+        if stage.fetch_failures >= self.max_stage_attempts:
             self._abort_stage(stage, JobFailedError(
                 f"Job aborted: stage {stage.id} lost its shuffle input {stage.fetch_failures} "
                 f"times in a row; last: {message.message}", stage_id=stage.id,

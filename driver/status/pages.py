@@ -188,12 +188,14 @@ def job_page(detail: dict) -> str:
 def workers_page(workers: list[dict]) -> str:
     rows = [[esc(w["id"]), esc(w["host"]), esc(w["cores"]), esc(w.get("cores_used", "-")),
              size(w.get("memory_bytes", 0)), size(w.get("memory_used", 0)),
-             esc(w.get("running_tasks", "-")), esc(w.get("tasks_done", "-")),
+             esc(w.get("running_tasks", "-")),
+             f"{w['running_task_ms'] / 1000:,.1f} s" if w.get("running_task_ms") else "-",
+             esc(w.get("tasks_done", "-")),
              esc(w.get("tasks_failed", "-")), f"{w['last_heartbeat_s_ago']:.1f} s ago",
              esc(w["state"])] for w in workers]
     return table(["Worker", "Host", "Cores", "Cores used", "Memory", "Block memory used",
-                  "Running tasks", "Tasks done", "Tasks failed", "Last heartbeat", "State"], rows,
-                 left={0, 1, 10}, row_classes=["failed" if w["state"] != "ALIVE" else "" for w in workers],
+                  "Running tasks", "Running for", "Tasks done", "Tasks failed", "Last heartbeat",
+                  "State"], rows, left={0, 1, 11}, row_classes=["failed" if w["state"] != "ALIVE" else "" for w in workers],
                  table_id="workers")
 
 

@@ -53,6 +53,9 @@ class AppStatusSource:
                      "cores_used": len(e.running), "memory_bytes": e.memory_bytes,
                      "memory_used": e.memory_used, "rss_bytes": e.rss_bytes, "pid": e.pid,
                      "running_tasks": len(e.running), "tasks_done": e.tasks_done,
+                     # how long the running task has been going, from the last heartbeat:
+                     # a task stuck in user code shows here
+                     "running_task_ms": max((r[2] for r in e.running_report), default=0),
                      "tasks_failed": e.tasks_failed, "block_address": e.block_address,
                      "last_heartbeat_s_ago": round(now - e.last_seen_s, 1),
                      "state": "ALIVE" if e.alive else f"LOST ({e.lost_reason})"}

@@ -7,8 +7,9 @@ that it spills the least recently used bytes blocks to files in the work
 directory, then evicts cached partitions (to disk when their level allows,
 else dropped: they are recomputed from lineage when next needed).
 
-The task thread writes and the I/O thread reads (serving peers), so every
-method takes the store's lock; file reads happen outside it.
+Both the task thread and the link thread use it (the link thread stores
+pushed blocks, drops blocks and serves peers), so every method takes the
+store's lock; file reads happen outside it.
 """
 from __future__ import annotations
 
