@@ -35,9 +35,9 @@ def plan_for(engine: str, quick: bool, long: bool, data_file: str, data_lines: i
              memory_rate: int | None = None) -> dict:
     ours = engine == "sluicegate"
     plan = {
-        "small_job": {"repeats": 20},
-        "near_empty": {"batches": 8 if quick else 20, "batch_s": 0.5},
-        "small_batches": {"batch_s": 0.05, "rate": 10_000, "seconds": 5 if quick else 12},
+        "small_job": {"repeats": 10 if quick else 20},
+        "near_empty": {"batches": 6 if quick else 20, "batch_s": 0.5},
+        "small_batches": {"batch_s": 0.05, "rate": 10_000, "seconds": 4 if quick else 12},
         "wordcount": {"start_rate": (250_000 if ours else 50_000) if quick else (100_000 if ours else 25_000),
                       "trial_s": 5 if quick else 12, "refine_steps": 0 if quick else 3},
         "update_state": {"keys": 200_000 if quick else 1_000_000,
