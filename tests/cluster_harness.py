@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import psutil
+from waiting import wait_until as _wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 SLUICEGATE = str(Path(sys.executable).with_name("sluicegate"))
@@ -40,20 +41,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_until(predicate, timeout_s: float, interval_s: float = 0.2, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; return that value."""
-    deadline = time.monotonic() + timeout_s
-    last_error = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
-            last_error = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}"
-                                 + (f" (last error: {last_error!r})" if last_error else ""))
-        time.sleep(interval_s)
+    """Poll until truthy (errors from the predicate count as "not yet")."""
+    return _wait_until(predicate, timeout_s, what, interval_s, tolerate=(Exception,))
 
 
 # -- processes ------------------------------------------------------------------------

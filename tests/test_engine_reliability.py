@@ -27,6 +27,7 @@ import cloudpickle
 import msgpack
 import psutil
 import pytest
+from waiting import wait_until
 import zmq
 
 from conftest import executor_processes, wait_for_no_executors
@@ -56,16 +57,6 @@ def run_in_thread(fn, timeout_s: float = JOB_TIMEOUT_S):
     thread.start()
     thread.join(timeout_s)
     return not thread.is_alive(), box.get("result"), box.get("error")
-
-
-def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.02):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def markers_by_pid(directory: Path) -> dict[int, list[int]]:

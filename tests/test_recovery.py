@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from waiting import wait_until
 from conftest import executor_processes
 from sluicegate.driver import Receiver
 from sluicegate.driver.checkpoint import metadata
@@ -33,16 +34,6 @@ from streaming_harness import ManualBatches, batch_ms_of
 JOBS = Path(__file__).parent / "jobs"
 RECOVERY_JOB = JOBS / "stateful_recovery_job.py"
 CHANGED_JOB = JOBS / "changed_setup_job.py"
-
-
-def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 # -- the job as a subprocess ------------------------------------------------------------------

@@ -21,6 +21,7 @@ from operator import add
 
 import psutil
 import pytest
+from waiting import wait_until
 
 from conftest import executor_processes, wait_for_no_executors
 from sluicegate.driver import (JobFailedError, Receiver, StorageLevel, StreamingContext,
@@ -36,15 +37,6 @@ def streaming_threads(ignore: frozenset = frozenset()) -> list[str]:
     """Names of running streaming threads, except the ``ignore``d thread objects."""
     return [t.name for t in threading.enumerate()
             if t.name.startswith(STREAMING_THREAD_PREFIXES) and t not in ignore]
-
-
-def wait_until(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
 
 
 @pytest.fixture
