@@ -46,6 +46,7 @@ STREAMING_BLOCK_INTERVAL = "spark.streaming.blockInterval"
 STREAMING_CONCURRENT_JOBS = "spark.streaming.concurrentJobs"
 STREAMING_RECEIVER_MAX_RATE = "spark.streaming.receiver.maxRate"
 STREAMING_STOP_GRACEFULLY_ON_SHUTDOWN = "spark.streaming.stopGracefullyOnShutdown"
+STREAMING_GRACEFUL_STOP_TIMEOUT = "spark.streaming.gracefulStopTimeout"
 STREAMING_WAL_ENABLE = "spark.streaming.receiver.writeAheadLog.enable"
 STREAMING_RECEIVER_RESTART_DELAY = "spark.streaming.receiverRestartDelay"
 
@@ -141,6 +142,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     Setting(STREAMING_RECEIVER_MAX_RATE, 0, int, "records/s cap per receiver (0: none)"),
     Setting(STREAMING_STOP_GRACEFULLY_ON_SHUTDOWN, False, parse_bool,
             "SIGTERM/SIGINT stop the StreamingContext gracefully"),
+    Setting(STREAMING_GRACEFUL_STOP_TIMEOUT, None, lambda v: None if v is None else parse_duration_s(v, "ms"),
+            "how long a graceful stop waits for received data (default: 10 batches, at least 10 s)"),
     Setting(STREAMING_WAL_ENABLE, False, parse_bool, "receiver write-ahead log"),
     Setting(STREAMING_RECEIVER_RESTART_DELAY, "2s", _duration("ms"),
             "delay before a failed receiver is restarted"),

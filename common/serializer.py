@@ -123,6 +123,33 @@ def _refuse(obj: Any) -> Any:
     raise TypeError(type(obj).__name__)
 
 
+def _has_bytearray(items: list) -> bool:
+    kinds = set(map(type, items))  # C speed; recurse only into the containers
+    if bytearray in kinds:
+        return True
+    if list in kinds or dict in kinds:
+        for item in items:
+            kind = type(item)
+            if kind is list and _has_bytearray(item):
+                return True
+            if kind is dict and (_has_bytearray(list(item)) or _has_bytearray(list(item.values()))):
+                return True
+    return False
+
+
+def _pack_exact(obj: Any) -> bytes:
+    """msgpack ``obj`` only if it comes back as the same types.
+
+    msgpack packs bytearray as bin, which unpacks as bytes; a batch holding one
+    must take the pickle path. Only a batch whose packing holds a bin marker
+    byte can hold one, so the common batch pays one ``memchr`` for the check.
+    """
+    packed = msgpack.packb(obj, strict_types=True, default=_refuse)
+    if (b"\xc4" in packed or b"\xc5" in packed or b"\xc6" in packed) and _has_bytearray(obj):
+        raise TypeError("bytearray")
+    return packed
+
+
 def dump_records(records: list) -> bytes:
     """Encode a list of records as one tagged batch."""
     if records and type(records[0]) is tuple and len(records[0]) == 2:
@@ -132,7 +159,7 @@ def dump_records(records: list) -> bytes:
             return dump_pairs(keys, values)
     else:
         try:
-            return TAG_MSGPACK + msgpack.packb(records, strict_types=True, default=_refuse)
+            return TAG_MSGPACK + _pack_exact(records)
         except (TypeError, ValueError, OverflowError):
             pass
     return _dump_pickle(records)
@@ -141,7 +168,7 @@ def dump_records(records: list) -> bytes:
 def dump_pairs(keys: list, values: list) -> bytes:
     """Encode pairs given as two parallel columns (what a combine dict yields)."""
     try:
-        return TAG_PAIRS + msgpack.packb([keys, values], strict_types=True, default=_refuse)
+        return TAG_PAIRS + _pack_exact([keys, values])
     except (TypeError, ValueError, OverflowError):
         return _dump_pickle(list(zip(keys, values)))
 

@@ -445,12 +445,15 @@ def test_lists_sets_and_dicts_as_values(sc):
     assert all(type(v) is list for _, v in lists)
 
 
-@pytest.mark.xfail(strict=True, reason="known engine bug: msgpack packs bytearray natively as "
-                   "bin, so it comes back as bytes (PySpark's pickle keeps bytearray)")
 def test_bytearray_values_stay_bytearray(sc):
     data = [("g", bytearray(b"ab")), ("h", bytearray())]
     assert canon(sc.parallelize(data, 2).collect()) == canon(data)
     assert canon(sc.parallelize([bytearray(b"x")], 1).collect()) == canon([bytearray(b"x")])
+    nested = [[1, {"k": bytearray(b"\xc4")}], [b"bytes stay bytes"]]
+    assert canon(sc.parallelize(nested, 2).collect()) == canon(nested)
+    summed = dict(sc.parallelize(data + [("g", bytearray(b"c"))], 2).reduceByKey(add).collect())
+    assert summed == {"g": bytearray(b"abc"), "h": bytearray()}
+    assert all(type(v) is bytearray for v in summed.values())
 
 
 def test_user_classes_as_keys_and_values(sc):

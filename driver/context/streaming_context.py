@@ -301,7 +301,9 @@ class StreamingContext:
     def _stop_gracefully(self) -> None:
         self._receivers.stop()  # the last buffered records become blocks now
         flushed_at = self._clock.now_ms()
-        timeout_s = max(10.0, 10 * self._batch_ms / 1000.0)
+        timeout_s = cfg.get_setting(self._conf, cfg.STREAMING_GRACEFUL_STOP_TIMEOUT)
+        if timeout_s is None:  # Spark's ten batch durations, but never under 10 s:
+            timeout_s = max(10.0, 10 * self._batch_ms / 1000.0)  # tiny batches on a busy host
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             generated = self._generator.last_generated_ms
@@ -461,8 +463,8 @@ class StreamingContext:
         return DStream(self, Transformed(list(dstreams), _union_rdds))
 
     def transform(self, dstreams: list[DStream], transformFunc: Callable) -> DStream:
-        """A stream of ``transformFunc(list_of_rdds)`` over several streams."""
-        return DStream(self, Transformed(list(dstreams), lambda t, *rdds: transformFunc(list(rdds))))
+        """A stream of ``transformFunc(rdds)`` over several streams (``rdds``: a tuple, as PySpark)."""
+        return DStream(self, Transformed(list(dstreams), lambda t, *rdds: transformFunc(rdds)))
 
     def remember(self, duration: float) -> None:
         """Keep each stream's RDDs for at least ``duration`` seconds."""
