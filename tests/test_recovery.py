@@ -1,19 +1,27 @@
 """Recovery with real processes: a stateful streaming driver killed with SIGKILL
-and restarted from its checkpoint, a checkpoint from changed application code,
-a corrupted newest checkpoint, and an executor killed under a stateful stream.
+and restarted from its checkpoint, a checkpoint from changed application code
+or from a graph of another shape, a corrupted newest checkpoint, and an
+executor killed under a stateful stream (before and after a state checkpoint).
 
 The driver scenarios run ``tests/jobs/stateful_recovery_job.py`` (word counts
 with updateStateByKey over new files in an inbox directory plus a reliable
 receiver reading numbered lines of a source file, saving the full state every
 batch) as a subprocess. Whatever happens to it, the state it finally saves
 must equal the totals of everything fed: nothing lost, nothing counted twice.
+
+The SIGKILL scenarios drive the job's batch clock from a file
+(``RECOVERY_JOB_CLOCK``) and feed the same data before the same batch in every
+run, so a killed and recovered run must save exactly the batch directories,
+with exactly the contents, of a run that was never killed (``baseline``).
 """
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +35,7 @@ import psutil
 import pytest
 from waiting import wait_until
 from conftest import executor_processes
-from sluicegate.driver import Receiver
+from sluicegate.driver import Receiver, StreamingContext
 from sluicegate.driver.checkpoint import metadata
 from streaming_harness import ManualBatches, batch_ms_of
 
@@ -41,14 +49,15 @@ CHANGED_JOB = JOBS / "changed_setup_job.py"
 class JobRun:
     """One run of a job script over the scenario's directories; output goes to a log file."""
 
-    def __init__(self, script: Path, dirs: Scenario, name: str):
+    def __init__(self, script: Path, dirs: Scenario, name: str, env: dict | None = None):
         self.dirs = dirs
         self.log = dirs.root / f"{name}.log"
         self._log_file = open(self.log, "wb")  # noqa: SIM115 - open while the job runs
         self.proc = subprocess.Popen(
             [sys.executable, str(script), str(dirs.checkpoint), str(dirs.inbox), str(dirs.source),
              str(dirs.out)],
-            cwd=dirs.root, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT)
+            cwd=dirs.root, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})})
         self.executors: list[psutil.Process] = []
         self.work_dirs: set[Path] = set()
 
@@ -134,8 +143,8 @@ class Scenario:
         self.lines = 0
         self.runs: list[JobRun] = []
 
-    def start(self, script: Path = RECOVERY_JOB) -> JobRun:
-        run = JobRun(script, self, f"run{len(self.runs)}")
+    def start(self, script: Path = RECOVERY_JOB, env: dict | None = None) -> JobRun:
+        run = JobRun(script, self, f"run{len(self.runs)}", env)
         self.runs.append(run)
         return run
 
@@ -221,35 +230,246 @@ def checkpoint_files(directory: Path) -> list[Path]:
                   key=lambda p: int(p.name[11:]))
 
 
-# -- the driver killed -------------------------------------------------------------------------
+# -- the driver killed, batch by batch against a run never killed --------------------------------
+
+BATCH_MS = 500            # the job's batch duration
+STEPS = 13                # batches each clocked run goes through
+AFTER_STEPS = (6, 8)      # after these batches more data comes (and, in one run, a kill)
+STORED = re.compile(r"^STORED (\d+)$", re.M)
+REPLAYED = re.compile(r"recovery: (\d+) blocks back from the write-ahead log")
+
+
+class ClockedScenario(Scenario):
+    """A scenario whose job takes its batch time from a file the test writes, so
+    batch ``k`` (at ``k * 500`` ms) always holds the same data."""
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.clock = root / "clock"
+        self.hold = root / "hold"
+        self.stored = 0
+        self.set_clock(0)
+
+    def start(self, script: Path = RECOVERY_JOB, env: dict | None = None,
+              wait: bool = True) -> JobRun:
+        """Start the job; with ``wait``, return once its context started (files fed
+        before that would count as old news)."""
+        run = super().start(script, {"RECOVERY_JOB_CLOCK": str(self.clock),
+                                     "RECOVERY_JOB_HOLD": str(self.hold), **(env or {})})
+        if wait:
+            run.wait_for(lambda: "STREAMING STARTED" in run.output(), 60, "the job to start")
+        return run
+
+    def set_clock(self, ms: int) -> None:
+        tmp = self.root / ".clock.tmp"
+        tmp.write_text(str(ms))
+        os.replace(tmp, self.clock)
+
+    def wait_stored(self, run: JobRun) -> None:
+        """Until the receiver stored every line fed (its blocks are in the WAL)."""
+        if self.stored == self.lines:
+            return
+        run.wait_for(lambda: self.lines in map(int, STORED.findall(run.output())), 60,
+                     f"the receiver to store line {self.lines}", 0.02)
+        self.stored = self.lines
+
+    def feed_before(self, k: int, run: JobRun) -> None:
+        # No file in the last two batches: a file is only counted two batches later.
+        self.feed(files=k % 2 if k <= STEPS - 2 else 0, lines=(3 * k) % 11, tag=f"b{k}")
+        self.wait_stored(run)
+
+    def feed_after(self, k: int, run: JobRun) -> None:
+        """Data that arrives once batch ``k`` was generated: lines for batch k + 1, a file
+        for batch k + 2 (a file is taken at the second scan that sees it)."""
+        self.feed(files=1, lines=14, tag=f"a{k}")
+        self.wait_stored(run)
+
+    def feed_down(self, k: int) -> None:
+        """Data that arrives while the driver may be down (stored by whoever reads it)."""
+        self.feed(files=1, lines=5, tag=f"d{k}")
+
+    def batch_done(self, k: int) -> Path:
+        return self.out / f"state-{k * BATCH_MS}" / "_SUCCESS"
+
+    def step(self, k: int, run: JobRun) -> None:
+        """Batch ``k``: feed it, let the clock reach it, wait until it is saved."""
+        self.feed_before(k, run)
+        self.set_clock(k * BATCH_MS)
+        run.wait_for(self.batch_done(k).exists, 60, f"batch {k} to be saved", 0.02)
+        if k in AFTER_STEPS:
+            self.feed_after(k, run)
+            self.feed_down(k)
+            self.wait_stored(run)
+
+    def saved(self) -> dict[str, dict[str, list[str]]]:
+        """Every saved batch directory: its files and their lines (sorted)."""
+        return {d.name: {f.name: sorted(f.read_text().splitlines()) for f in d.iterdir()}
+                for d in sorted(self.out.iterdir())}
+
+    def wal_files(self) -> set[Path]:
+        return {p for p in (self.checkpoint / "receivedBlocks").rglob("*") if p.is_file()}
+
+    def data_dirs(self) -> set[Path]:
+        return set(self.checkpoint.glob("*/rdd-*"))
+
+    def check_saved(self, baseline: dict) -> None:
+        saved = self.saved()
+        assert sorted(saved) == sorted(baseline), "not the batch directories of the run never killed"
+        for name in baseline:
+            assert saved[name] == baseline[name], f"{name} differs from the run never killed"
+
+    def check_checkpoint_bounded(self) -> None:
+        files = checkpoint_files(self.checkpoint)
+        assert 0 < len(files) <= metadata.KEEP_FILES
+        assert len(self.data_dirs()) <= 3, sorted(self.data_dirs())
+        assert len([p for p in self.checkpoint.iterdir() if len(p.name) == 32]) <= 2
+
+
+def expected_batch_dirs() -> list[str]:
+    return sorted(f"state-{k * BATCH_MS}" for k in range(1, STEPS + 1))
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """The clocked scenario run without a fault: each batch directory and its lines."""
+    scenario = ClockedScenario(tmp_path_factory.mktemp("baseline"))
+    try:
+        run = scenario.start()
+        for k in range(1, STEPS + 1):
+            scenario.step(k, run)
+        saved = scenario.saved()
+        assert sorted(saved) == expected_batch_dirs()
+        assert all("_SUCCESS" in files for files in saved.values())
+        assert scenario.newest_state() == dict(scenario.fed)
+        scenario.check_outputs()
+        run.signal_and_wait(signal.SIGKILL)
+        return saved
+    finally:
+        scenario.close()
+
+
+@pytest.fixture
+def clocked(tmp_path):
+    found = ClockedScenario(tmp_path)
+    yield found
+    found.close()
+
+
+def referenced_state_dirs(checkpoint_dir: Path) -> set[Path]:
+    """The state directories the newest metadata checkpoint points at."""
+    restored = metadata.read_latest(checkpoint_dir, None)
+    streams = restored.graph.all_streams() + restored.graph.inputs
+    return {Path(p) for s in streams for p in s._checkpoint_paths()}
+
 
 @pytest.mark.slow
-def test_driver_killed_with_sigkill_recovers_exactly(scenario):
+def test_driver_killed_with_sigkill_recovers_exactly(clocked, baseline):
+    """The driver is SIGKILLed in the middle of batch 6: its blocks are in the
+    write-ahead log, the state was checkpointed but no metadata names it yet, the
+    save is half written, and more blocks came after it. Restarted with getOrCreate,
+    the run saves the batch directories of the run never killed, line for line."""
+    scenario, kill = clocked, AFTER_STEPS[0]
     run = scenario.start()
-    run.wait_for(lambda: scenario.newest_state() is not None, 60, "the job's first batch")
+    for k in range(1, kill):
+        scenario.step(k, run)
 
-    scenario.feed(files=3, lines=30, tag="a")
-    scenario.wait_for_totals(60, run)
-
-    # Data in flight when the driver dies, killed in the middle of saving a batch.
-    scenario.feed(files=2, lines=25, tag="b")
-    run.wait_for(lambda: any(".staging-" in p.name for p in scenario.out.iterdir()), 30,
-                 "the job to be saving a batch", 0.002)
+    scenario.hold.touch()  # batch 6's save waits half done (its first partition is written)
+    scenario.feed_before(kill, run)
+    scenario.set_clock(kill * BATCH_MS)
+    holding = Path(f"{scenario.hold}.holding")
+    run.wait_for(lambda: holding.exists() and any(scenario.out.glob(".state-*.staging-*/part-00000")),
+                 60, "batch 6 to be half saved")
+    scenario.feed_after(kill, run)  # in the WAL, claimed by no batch yet
+    wal_at_kill, data_at_kill = scenario.wal_files(), scenario.data_dirs()
     run.signal_and_wait(signal.SIGKILL)
     assert run.proc.returncode == -signal.SIGKILL
-
-    # More arrives while it is down.
-    scenario.feed(files=2, lines=20, tag="c")
+    scenario.hold.unlink()
+    assert not scenario.batch_done(kill).exists()
+    orphans = data_at_kill - referenced_state_dirs(scenario.checkpoint)
+    assert orphans, "batch 6's state checkpoint should exist and be named by no metadata"
+    scenario.feed_down(kill)
 
     again = scenario.start()
-    scenario.feed(files=2, lines=15, tag="d")
-    scenario.wait_for_totals(90, again)
-    assert "recovering streaming context" in again.output()
+    again.wait_for(scenario.batch_done(kill).exists, 60, "the pending batch 6 to be re-run")
+    output = again.output()
+    assert "recovering streaming context" in output
+    replayed = [int(n) for n in REPLAYED.findall(output)]
+    assert replayed and replayed[0] > 0, "no block came back from the write-ahead log"
+    assert not any(p.exists() for p in orphans), "unreferenced state data left behind"
+    scenario.wait_stored(again)
+    for k in range(kill + 1, STEPS + 1):
+        scenario.step(k, again)
+
+    scenario.check_saved(baseline)
     scenario.check_outputs()
-
+    assert scenario.newest_state() == dict(scenario.fed)
+    # Processed blocks leave the write-ahead log; old state data goes once superseded.
+    again.wait_for(lambda: not wal_at_kill & scenario.wal_files(), 30,
+                   "the replayed blocks to leave the write-ahead log")
+    assert len(scenario.wal_files()) <= 20, sorted(p.name for p in scenario.wal_files())
+    again.wait_for(lambda: not data_at_kill & scenario.data_dirs(), 30,
+                   "the killed run's state checkpoints to be superseded and deleted")
+    scenario.check_checkpoint_bounded()
     again.signal_and_wait(signal.SIGTERM)
-    assert again.proc.returncode is not None
 
+
+@pytest.mark.slow
+def test_get_active_or_create_recovers_between_batches(clocked, baseline):
+    """Killed just after batch 8 was saved, with blocks in the WAL that no batch
+    claimed; restarted with getActiveOrCreate: the same batches as the run never
+    killed, and getActiveOrCreate then returns the running context."""
+    scenario, kill = clocked, AFTER_STEPS[1]
+    run = scenario.start()
+    for k in range(1, kill):
+        scenario.step(k, run)
+    scenario.feed_before(kill, run)
+    scenario.set_clock(kill * BATCH_MS)
+    run.wait_for(scenario.batch_done(kill).exists, 60, "batch 8 to be saved", 0.02)
+    scenario.feed_after(kill, run)
+    run.signal_and_wait(signal.SIGKILL)
+    scenario.feed_down(kill)
+
+    again = scenario.start(env={"RECOVERY_JOB_ENTRY": "getActiveOrCreate"})
+    output = again.output()
+    assert "recovering streaming context" in output
+    assert "ACTIVE IS THE SAME: True" in output
+    replayed = [int(n) for n in REPLAYED.findall(output)]
+    assert replayed and replayed[0] > 0
+    scenario.wait_stored(again)
+    for k in range(kill + 1, STEPS + 1):
+        scenario.step(k, again)
+    scenario.check_saved(baseline)
+    scenario.check_outputs()
+    scenario.check_checkpoint_bounded()
+    again.signal_and_wait(signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_a_graph_of_another_shape_is_refused_its_checkpoint(clocked):
+    """Same code, another graph: updateStateByKey now gets numPartitions=3 (from the
+    environment, so the code fingerprint cannot tell). Refused, with what changed and
+    what to do; the checkpoint is left as it was."""
+    scenario = clocked
+    run = scenario.start()
+    for k in (1, 2):
+        scenario.step(k, run)
+    run.signal_and_wait(signal.SIGKILL)
+    before = {p: p.read_bytes() for p in scenario.checkpoint.rglob("*") if p.is_file()}
+
+    changed = scenario.start(env={"RECOVERY_JOB_PARTITIONS": "3"}, wait=False)
+    assert changed.proc.wait(60) != 0
+    output = changed.output()
+    assert "CheckpointError" in output
+    assert "was written by a different DStream graph than the one the setup function builds" \
+        in output
+    assert "stream #5 was updateStateByKey(numPartitions=default, initialRDD=False) sliding " \
+        "every 0.5s, checkpointed every 1s from #4 map and is now " \
+        "updateStateByKey(numPartitions=3, initialRDD=False)" in output
+    assert f"Delete the checkpoint directory {scenario.checkpoint}" in output
+    assert "recovering streaming context" not in output
+    changed.signal_and_wait(signal.SIGKILL)  # its executors are gone too
+    after = {p: p.read_bytes() for p in scenario.checkpoint.rglob("*") if p.is_file()}
+    assert after == before
 
 
 @pytest.mark.slow
@@ -370,6 +590,102 @@ def test_fingerprint_follows_the_setup_code_and_its_helpers():
     assert same != metadata.fingerprint(make_setup("x + 1", "helper(2)"))
     assert metadata.fingerprint(None) == ""
 
+def test_fingerprint_follows_the_setup_code_and_its_helpers_only():
+    """A setup that is not a plain function (here a partial) has no code fingerprint:
+    only the graph's shape can tell a change, which the next test relies on."""
+    assert metadata.fingerprint(functools.partial(make_setup("x + 1"))) == ""
+
+
+def shaped_setup(sc, checkpoint_dir: Path, inbox: Path, window_s: int, clock):
+    """A setup function (a partial, so without a code fingerprint) whose graph's window
+    comes from its arguments."""
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    ssc.checkpoint(str(checkpoint_dir))
+    ssc.textFileStream(str(inbox)).map(len).window(window_s, 1).foreachRDD(lambda rdd: None)
+    return ssc
+
+
+def test_get_or_create_refuses_a_graph_of_another_shape_without_a_fingerprint(sc, tmp_path):
+    from sluicegate.driver import ManualClock
+
+    from streaming_harness import BatchWaiter
+
+    checkpoint, inbox = tmp_path / "checkpoint", tmp_path / "inbox"
+    inbox.mkdir()
+    clock = ManualClock(0)
+    before = sc.getCheckpointDir()
+    try:
+        ssc = StreamingContext.getOrCreate(
+            str(checkpoint), functools.partial(shaped_setup, sc, checkpoint, inbox, 2, clock))
+        waiter = BatchWaiter()
+        ssc.addStreamingListener(waiter)
+        ssc.start()
+        for second in (1, 2):
+            clock.set_ms(second * 1000)
+            assert waiter.wait_for(second * 1000, 60)
+        ssc.stop(stopSparkContext=False)
+        files = {p: p.read_bytes() for p in checkpoint.glob("checkpoint-*")}
+
+        with pytest.raises(metadata.CheckpointError) as refused:
+            StreamingContext.getOrCreate(
+                str(checkpoint), functools.partial(shaped_setup, sc, checkpoint, inbox, 3, clock))
+        message = str(refused.value)
+        assert "was written by a different DStream graph" in message
+        assert "stream #2 was window(window_ms=2000, slide_ms=1000) sliding every 1s from " \
+               "#1 map and is now window(window_ms=3000, slide_ms=1000)" in message
+        assert f"Delete the checkpoint directory {checkpoint} to start afresh" in message
+        assert not sc._stopped, "refusing must not stop a SparkContext it did not start"
+        assert StreamingContext.getActive() is None
+        assert {p: p.read_bytes() for p in checkpoint.glob("checkpoint-*")} == files
+
+        same = StreamingContext.getOrCreate(
+            str(checkpoint), functools.partial(shaped_setup, sc, checkpoint, inbox, 2, clock))
+        assert same._recovered is not None and same._recovered.time_ms == 2000
+        assert same._clock is clock  # the setup function's clock serves the recovered context
+        same.stop(stopSparkContext=False)
+    finally:
+        sc._checkpoint_dir = before
+
+
+def shape(streams: list[dict], batch_ms: int = 1000) -> dict:
+    return {"batch_ms": batch_ms, "remember_ms": None, "streams": streams}
+
+
+def entry(op: str, parents: list[int], **params) -> dict:
+    return {"op": op, "params": params, "slide_ms": 1000, "checkpoint_ms": None,
+            "parents": parents}
+
+
+def test_shape_difference_says_what_changed():
+    base = [entry("receiverStream", [], receiver="R"), entry("map", [0]), entry("pprint", [1])]
+    assert metadata.shape_difference(shape(base), shape(base)) is None
+    assert metadata.shape_difference(shape(base), shape(base, 2000)) == \
+        "the batch duration was 1s and is now 2s"
+    more = base + [entry("reduceByKey", [1], numPartitions=4)]
+    assert metadata.shape_difference(shape(base), shape(more)) == (
+        "the checkpoint has 3 streams and the new graph 4 (only in the new graph: "
+        "#3 reduceByKey(numPartitions=4) sliding every 1s from #1 map)")
+    swapped = [base[0], entry("filter", [0]), base[2]]
+    assert metadata.shape_difference(shape(base), shape(swapped)) == (
+        "stream #1 was map() sliding every 1s from #0 receiverStream and is now "
+        "filter() sliding every 1s from #0 receiverStream")
+
+
+def test_remove_unreferenced_data(tmp_path):
+    app_old, app_now, app_gone = (tmp_path / (c * 32) for c in "abc")
+    for path in (app_old / "rdd-1", app_old / "rdd-2", app_now / "rdd-3", app_gone / "rdd-4",
+                 tmp_path / "receivedBlocks" / "0", tmp_path / "not-an-app" / "rdd-5"):
+        path.mkdir(parents=True)
+        (path / "part-00000").write_bytes(b"x")
+    (app_old / "notes.txt").write_text("kept")
+    removed = metadata.remove_unreferenced_data(tmp_path, {str(app_old / "rdd-1")}, str(app_now))
+    assert sorted(p.name for p in removed) == ["c" * 32, "rdd-2", "rdd-4"]
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("part-00000"))
+    assert left == [f"{'a' * 32}/rdd-1/part-00000", f"{'b' * 32}/rdd-3/part-00000",
+                    "not-an-app/rdd-5/part-00000", "receivedBlocks/0/part-00000"]
+    assert (app_old / "notes.txt").exists()
+
+
 # -- an executor killed under a stateful stream ------------------------------------------------
 
 FEEDS: dict[str, queue.Queue] = {}
@@ -420,10 +736,15 @@ def sum_counts(new_values, last):
 
 
 @pytest.mark.slow
-def test_executor_killed_mid_batch_keeps_the_state_exact(sc, tmp_path):
+@pytest.mark.parametrize("kill_batch,checkpoint_s", [(4, None), (5, 2)],
+                         ids=["before_state_checkpoint", "after_state_checkpoint"])
+def test_executor_killed_mid_batch_keeps_the_state_exact(sc, tmp_path, kill_batch, checkpoint_s):
     """local[3], updateStateByKey over a receiver: one executor is SIGKILLed while it
-    runs a task of batch 4, after it cached state partitions of batches 1-3. The state
-    of every batch must still be exactly the running word counts."""
+    runs a task of batch ``kill_batch``, after it cached state partitions of the batches
+    before. Either no state checkpoint exists yet (the default interval is 10 s: the
+    lost partitions come back from cache lineage), or the state was checkpointed at
+    2 s and 4 s (they come back from the checkpoint files of batch 4). The state of
+    every batch must still be exactly the running word counts."""
     wait_until(lambda: len(executor_processes()) == 3, 60, "three executors")
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -438,8 +759,7 @@ def test_executor_killed_mid_batch_keeps_the_state_exact(sc, tmp_path):
 
     rng = random.Random(17)
     batches = [[[f"w{rng.randint(0, 9)}" for _ in range(20)] for _ in range(3)] for _ in range(8)]
-    batches[3][1][5] = "SLOW"  # batch 4's second block: its map task is the one to kill
-    kill_batch = 4
+    batches[kill_batch - 1][1][5] = "SLOW"  # that batch's second block: its task is killed
 
     checkpoint_dir_before = sc.getCheckpointDir()
     run = ManualBatches(sc, 1.0, timeout_s=120)
@@ -448,6 +768,8 @@ def test_executor_killed_mid_batch_keeps_the_state_exact(sc, tmp_path):
         ssc.checkpoint(str(tmp_path / "checkpoint"))
         counts = ssc.receiverStream(HandFedReceiver(feed_name)).map(slow_pair) \
             .updateStateByKey(sum_counts)
+        if checkpoint_s is not None:
+            counts.checkpoint(checkpoint_s)
         counts.foreachRDD(RecordInto(feed_name))
         run.start()
         killed = None
@@ -458,14 +780,19 @@ def test_executor_killed_mid_batch_keeps_the_state_exact(sc, tmp_path):
             if number != kill_batch:
                 run.step()
                 continue
+            state_checkpoints = list((tmp_path / "checkpoint").glob("*/rdd-*"))
+            if checkpoint_s is None:
+                assert state_checkpoints == []
+            else:  # batches 2 and 4 were checkpointed: their lineage is cut there
+                assert len(state_checkpoints) == 2, state_checkpoints
             due_ms = number * run.batch_ms
             run.clock.set_ms(due_ms)
             marker = wait_until(lambda: next(iter(markers.iterdir()), None), 60,
-                                "the slow task of batch 4 to start", 0.01)
+                                "the slow task to start", 0.01)
             killed = int(marker.name.split("-")[0])
             victim = next(p for p in executor_processes() if p.pid == killed)
             victim.kill()
-            assert run.waiter.wait_for(due_ms, 120), "batch 4 did not complete after the kill"
+            assert run.waiter.wait_for(due_ms, 120), "the batch did not complete after the kill"
             run.batches_run += 1
         ssc.awaitTerminationOrTimeout(0)  # no batch failed
     finally:

@@ -8,15 +8,23 @@ batches generated but not yet completed, where each stateful stream's last
 state checkpoint lies, and the received-block log's index.
 
 A file starts with a small msgpack header (format, sluicegate version, a
-fingerprint of the application's setup code), checked before anything is
-unpickled: a checkpoint from an incompatible version or from changed
-application code is refused with a message saying so.
+fingerprint of the application's setup code, the shape of its DStream graph),
+checked before anything is unpickled: a checkpoint from an incompatible
+version, from changed application code or from a graph of another shape
+(operators, durations, partition counts, batch duration) is refused with a
+message saying so.
+
+On recovery, state data directories (``<dir>/<application>/rdd-<id>``) that the
+restored metadata does not reference -- written after the killed driver's last
+metadata checkpoint, or superseded -- are deleted (``remove_unreferenced_data``).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import re
+import shutil
 import struct
 import types
 from dataclasses import dataclass, field
@@ -102,7 +110,8 @@ def write(directory: str | Path, checkpoint: StreamingCheckpoint) -> Path:
     body = cloudpickle.dumps(checkpoint, protocol=5)
     header = msgpack.packb({"format": FORMAT, "version": checkpoint.sluicegate_version,
                             "fingerprint": checkpoint.fingerprint, "time_ms": checkpoint.time_ms,
-                            "app": checkpoint.app_name, "body_bytes": len(body),
+                            "app": checkpoint.app_name, "shape": graph_shape(checkpoint.graph),
+                            "body_bytes": len(body),
                             "body_hash": hashlib.blake2b(body, digest_size=16).hexdigest()})
     final = directory / f"{PREFIX}{checkpoint.time_ms}"
     tmp = directory / f".{final.name}.tmp"
@@ -130,11 +139,15 @@ def exists(directory: str | Path) -> bool:
     return directory.is_dir() and bool(_files(directory))
 
 
-def read_latest(directory: str | Path, expected_fingerprint: str | None) -> StreamingCheckpoint | None:
+def read_latest(directory: str | Path, expected_fingerprint: str | None,
+                expected_shape: Callable[[], dict | None] | None = None
+                ) -> StreamingCheckpoint | None:
     """The newest readable checkpoint in ``directory``; None if there is none.
 
     A torn or corrupt newest file falls back to the one before it; an
-    incompatible version or a different application is refused.
+    incompatible version or a different application is refused: another setup
+    fingerprint, or -- ``expected_shape()`` is called only once a checkpoint
+    passed every other check -- a graph of another shape.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -158,6 +171,17 @@ def read_latest(directory: str | Path, expected_fingerprint: str | None) -> Stre
                 f"checkpoint {path} was written by a different version of this application: its "
                 "setup function (the DStream graph) changed since. Recovering would run the old "
                 "code. Delete the checkpoint directory to start afresh, or restore the old code.")
+        if expected_shape is not None and header.get("shape") is not None:
+            now = expected_shape()
+            if now is not None:
+                now = msgpack.unpackb(msgpack.packb(now))  # as the header carries it
+                difference = shape_difference(header["shape"], now)
+                if difference is not None:
+                    raise CheckpointError(
+                        f"checkpoint {path} was written by a different DStream graph than the one "
+                        f"the setup function builds now: {difference}. Recovering would run the "
+                        "checkpointed graph, not the new one. Delete the checkpoint directory "
+                        f"{directory} to start afresh, or restore the old application.")
         try:
             return cloudpickle.loads(body)
         except Exception as exc:  # noqa: BLE001 - user classes may have changed
@@ -167,6 +191,90 @@ def read_latest(directory: str | Path, expected_fingerprint: str | None) -> Stre
     if problems:
         raise CheckpointError(f"no readable checkpoint in {directory}: " + "; ".join(problems))
     return None
+
+
+def graph_shape(graph: Any) -> dict | None:
+    """The DStream graph's shape (``DStreamGraph.shape``), as msgpack gives it back."""
+    shape = getattr(graph, "shape", None)
+    if not callable(shape):
+        return None
+    return msgpack.unpackb(msgpack.packb(shape()))
+
+
+def _describe_stream(entry: dict, streams: list) -> str:
+    params = ", ".join(f"{k}={'default' if v is None else v}"
+                       for k, v in (entry.get("params") or {}).items())
+    text = f"{entry.get('op')}({params}) sliding every {(entry.get('slide_ms') or 0) / 1000:g}s"
+    if entry.get("checkpoint_ms"):
+        text += f", checkpointed every {entry['checkpoint_ms'] / 1000:g}s"
+    parents = [i for i in entry.get("parents") or [] if 0 <= i < len(streams)]
+    if parents:
+        text += " from " + ", ".join(f"#{i} {streams[i].get('op')}" for i in parents)
+    return text
+
+
+def shape_difference(old: dict, new: dict) -> str | None:
+    """How the graph ``new`` differs from the checkpointed ``old``; None if alike."""
+    if old.get("batch_ms") != new.get("batch_ms"):
+        return (f"the batch duration was {old.get('batch_ms', 0) / 1000:g}s and is now "
+                f"{new.get('batch_ms', 0) / 1000:g}s")
+    if old.get("remember_ms") != new.get("remember_ms"):
+        return (f"remember() was {old.get('remember_ms')} ms and is now "
+                f"{new.get('remember_ms')} ms")
+    before, after = old.get("streams") or [], new.get("streams") or []
+    for i, (a, b) in enumerate(zip(before, after)):
+        if a != b:
+            return (f"stream #{i} was {_describe_stream(a, before)} and is now "
+                    f"{_describe_stream(b, after)}")
+    if len(before) != len(after):
+        common = min(len(before), len(after))
+        longer, which = (before, "the checkpoint") if len(before) > common else (after, "the new graph")
+        extra = "; ".join(f"#{i} {_describe_stream(e, longer)}"
+                          for i, e in enumerate(longer[common:], start=common))
+        return (f"the checkpoint has {len(before)} streams and the new graph {len(after)} "
+                f"(only in {which}: {extra})")
+    return None
+
+
+_APP_DIR = re.compile(r"[0-9a-f]{32}")
+_DATA_DIR = re.compile(r"rdd-\d+")
+
+
+def remove_unreferenced_data(directory: str | Path, referenced: set[str],
+                             keep: str | None = None) -> list[Path]:
+    """Delete RDD checkpoint data under ``directory`` that no restored stream uses.
+
+    ``SparkContext.setCheckpointDir`` gives every application its own
+    subdirectory (32 hex digits) holding ``rdd-<id>`` directories. A driver
+    killed between writing a state checkpoint and the metadata that names it
+    leaves that data behind, and nothing else would ever delete it. Removes every
+    ``rdd-*`` directory of an earlier application that is not in ``referenced``,
+    then the application directories left empty. ``keep``, the running
+    application's directory, is left alone. Returns what it removed.
+    """
+    directory = Path(directory)
+    referenced = {str(Path(p).absolute()) for p in referenced}
+    keep = str(Path(keep).absolute()) if keep else None
+    removed: list[Path] = []
+    try:
+        app_dirs = [p for p in directory.iterdir() if p.is_dir() and _APP_DIR.fullmatch(p.name)]
+    except FileNotFoundError:
+        return removed
+    for app_dir in app_dirs:
+        if str(app_dir.absolute()) == keep:
+            continue
+        for data in list(app_dir.iterdir()):
+            if data.is_dir() and _DATA_DIR.fullmatch(data.name) and \
+                    str(data.absolute()) not in referenced:
+                shutil.rmtree(data, ignore_errors=True)
+                removed.append(data)
+        if not any(app_dir.iterdir()):
+            try:
+                app_dir.rmdir()
+                removed.append(app_dir)
+            except OSError:
+                pass
+    return removed
 
 
 def _read(path: Path) -> tuple[dict, bytes]:

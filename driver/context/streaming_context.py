@@ -139,39 +139,85 @@ class StreamingContext:
         on ``start()`` it first re-runs the batches that were pending (and those
         its downtime skipped), then goes on. A checkpoint written by another
         sluicegate version or by a changed ``setupFunc`` is refused.
+
+        To tell a changed graph, ``setupFunc()`` runs during recovery too, but
+        only to define its graph (nothing starts): the shape of that graph
+        (operators, durations, partition counts, batch duration) must equal the
+        checkpointed one's. Its SparkContext (and clock) serve the recovered
+        context; the graph that runs is the checkpointed one, as in Spark.
         """
         stamp = metadata.fingerprint(setupFunc)
-        checkpoint = metadata.read_latest(checkpointPath, stamp)
+        had_context = SparkContext._active_spark_context
+        built: list[StreamingContext] = []
+
+        def current_shape() -> dict:
+            ssc = _call_setup(setupFunc)
+            built.append(ssc)
+            return ssc._graph.shape()
+
+        try:
+            checkpoint = metadata.read_latest(checkpointPath, stamp, current_shape)
+        except BaseException:
+            for ssc in built:  # defined, never started: let go of what setup made
+                ssc.stop(stopSparkContext=ssc.sparkContext is not had_context)
+            raise
         if checkpoint is None:
             ssc = _call_setup(setupFunc)
             ssc._fingerprint = stamp
             return ssc
-        sc = SparkContext._active_spark_context
-        if sc is None:
-            sc = SparkContext(conf=SparkConf(loadDefaults=False).setAll(checkpoint.conf.items()))
+        clock = None
+        if built:
+            template = built[0]
+            sc, clock = template.sparkContext, template._clock
+            template.stop(stopSparkContext=False)
+        else:  # a checkpoint without a recorded shape: setup never ran
+            sc = SparkContext._active_spark_context
+            if sc is None:
+                sc = SparkContext(conf=SparkConf(loadDefaults=False).setAll(checkpoint.conf.items()))
         log.warning("recovering streaming context from the checkpoint of batch %s in %s",
                     checkpoint.time_ms, checkpointPath)
-        return cls._restore(sc, checkpoint, checkpointPath, stamp)
+        return cls._restore(sc, checkpoint, checkpointPath, stamp, clock)
 
     @classmethod
     def _restore(cls, sc: SparkContext, checkpoint: "metadata.StreamingCheckpoint",
-                 directory: str, stamp: str) -> "StreamingContext":
-        ssc = cls(sc, checkpoint.batch_ms / 1000.0)
+                 directory: str, stamp: str, clock: Any = None) -> "StreamingContext":
+        ssc = cls(sc, checkpoint.batch_ms / 1000.0, clock=clock)
         ssc._fingerprint = stamp
         ssc._graph = checkpoint.graph
-        for stream in {id(s): s for s in ssc._graph.all_streams() + ssc._graph.inputs}.values():
+        streams = {id(s): s for s in ssc._graph.all_streams() + ssc._graph.inputs}.values()
+        for stream in streams:
             stream._attach(ssc)
-        ssc.checkpoint(directory)
+        ssc._use_checkpoint_dir(directory)
         stream_ids = [-1]
         for op in ssc._graph.input_ops():
             stream_ids.append(op.stream_id)
             if isinstance(op, ReceiverInput):
                 ssc._receivers.add(op.receiver, op.stream_id)
+                # Batches that claimed blocks before the crash: forgotten (blocks, WAL
+                # files) once they fall out of memory, even if nothing computes them again.
+                op.restored_batches = {t for t, by_stream in checkpoint.received_batches.items()
+                                       if op.stream_id in by_stream}
         ssc._stream_ids = itertools.count(max(stream_ids) + 1)
         ssc._receivers.blocks.restore(checkpoint.received_batches, checkpoint.received_unallocated,
                                       checkpoint.received_metadata)
+        referenced: set[str] = set()
+        for stream in streams:
+            referenced |= stream._checkpoint_paths()
+        removed = metadata.remove_unreferenced_data(directory, referenced, sc.getCheckpointDir())
+        if removed:
+            log.info("recovery: removed %d checkpoint data directories the restored metadata "
+                     "does not use: %s", len(removed), ", ".join(p.name for p in removed))
         ssc._recovered = checkpoint
         return ssc
+
+    def _use_checkpoint_dir(self, directory: str) -> None:
+        """``checkpoint(directory)``, keeping the SparkContext's application directory
+        if it is already one under ``directory`` (the setup function set it)."""
+        current = self._sc.getCheckpointDir()
+        if current is not None and Path(current).parent == Path(directory).absolute():
+            self._checkpoint_dir = str(Path(directory).absolute())
+        else:
+            self.checkpoint(directory)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:

@@ -46,17 +46,19 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
         self._zero_ms: int | None = None
         self._lock = threading.RLock()
         self._checkpointed: dict[int, CheckpointedRDD] = {}  # newest state checkpoints
+        self._owned: set[int] = set()  # ids of the RDDs this stream persisted (it releases them)
 
     # -- checkpointing the graph -----------------------------------------------------
     def __getstate__(self):
         state = self.__dict__.copy()
-        for transient in ("_ssc", "_sc", "_generated", "_lock"):
+        for transient in ("_ssc", "_sc", "_generated", "_lock", "_owned"):
             state.pop(transient, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._generated = {}
+        self._owned = set()
         self._lock = threading.RLock()
 
     def _attach(self, ssc: "StreamingContext") -> None:
@@ -67,7 +69,16 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
             rdd = ref.restore(self._sc)
             if self._storage_level is not None:
                 rdd.persist(self._storage_level)
+                self._owned.add(rdd.id())
             self._generated[time_ms] = rdd
+
+    def _checkpoint_paths(self) -> set[str]:
+        """The checkpoint directories this stream's restored state lives in."""
+        paths = {ref.path for ref in self._checkpointed.values()}
+        initial = getattr(self._op, "initial", None)
+        if isinstance(initial, CheckpointedRDD):
+            paths.add(initial.path)
+        return paths
 
     def _note_checkpoints(self) -> list[str]:
         """Record RDDs checkpointed since; return state directories now superseded."""
@@ -82,9 +93,11 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
             stale = newest[:-2]  # keep two: the newest metadata may be unreadable
             return [self._checkpointed.pop(t).path for t in stale]
 
-    def _derive(self, func: Callable, *others: "DStream") -> "DStream":
-        """A stream whose batch RDD is ``func(time, rdd, other_rdds...)``."""
-        return DStream(self._ssc, Transformed([self, *others], func))
+    def _derive(self, func: Callable, *others: "DStream", kind: str = "transform",
+                params: dict | None = None) -> "DStream":
+        """A stream whose batch RDD is ``func(time, rdd, other_rdds...)``; ``kind`` and
+        ``params`` name the operation in the graph's shape."""
+        return DStream(self._ssc, Transformed([self, *others], func, kind, params))
 
     def _stream(self, op: StreamOp) -> "DStream":
         """A new stream in this context, made by ``op``."""
@@ -110,11 +123,24 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
         if self._zero_ms is not None:
             return
         self._zero_ms = zero_ms
-        if self._must_checkpoint and self._checkpoint_interval_ms is None:
-            slide = self._slide_ms
-            self._checkpoint_interval_ms = slide * max(1, -(-10_000 // slide))
+        self._checkpoint_interval_ms = self._effective_checkpoint_interval_ms()
         for parent in self._parents:
             parent._initialize(zero_ms)
+
+    def _effective_checkpoint_interval_ms(self) -> int | None:
+        """The checkpoint interval given, or for a stream that must checkpoint, the
+        default: the first multiple of its slide of at least 10 s."""
+        if self._must_checkpoint and self._checkpoint_interval_ms is None:
+            slide = self._slide_ms
+            return slide * max(1, -(-10_000 // slide))
+        return self._checkpoint_interval_ms
+
+    def _shape(self) -> dict:
+        """What kind of stream this is, for the graph's shape (see DStreamGraph.shape)."""
+        kind, params = self._op.shape() if hasattr(self._op, "shape") else \
+            (type(self._op).__name__, {})
+        return {"op": kind, "params": params, "slide_ms": self._slide_ms,
+                "checkpoint_ms": self._effective_checkpoint_interval_ms()}
 
     def _remember(self, remember_ms: int) -> None:
         need = max(remember_ms, self._slide_ms)
@@ -142,6 +168,7 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
             if rdd is not None:
                 if self._storage_level is not None and not rdd.is_cached:
                     rdd.persist(self._storage_level)
+                    self._owned.add(rdd.id())
                 interval = self._checkpoint_interval_ms
                 if interval and (time_ms - self._zero_ms) % interval == 0:
                     rdd.checkpoint()
@@ -149,16 +176,26 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
             return rdd
 
     def _clear_old(self, time_ms: int) -> None:
-        """Forget RDDs older than the remember window (unpersisting them)."""
+        """Forget RDDs older than the remember window, unpersisting those this stream
+        persisted. An RDD this stream got from elsewhere (a window of one batch is its
+        parent's RDD; a transform may return any RDD) is left to its owner, and one
+        this stream still holds for a later time (a state that did not change) stays."""
+        threshold = time_ms - self._remember_ms
         with self._lock:
-            old = [t for t in self._generated if t <= time_ms - self._remember_ms]
-            for t in old:
-                rdd = self._generated.pop(t)
-                if rdd is not None and rdd.is_cached:
-                    rdd.unpersist()
-                forget = getattr(self._op, "forget", None)
+            old = [t for t in self._generated if t <= threshold]
+            forgotten = [(t, self._generated.pop(t)) for t in old]
+            still_held = {id(r) for r in self._generated.values() if r is not None}
+            forget = getattr(self._op, "forget", None)
+            for t, rdd in forgotten:
+                if rdd is not None and id(rdd) not in still_held and rdd.id() in self._owned:
+                    self._owned.discard(rdd.id())
+                    if rdd.is_cached:
+                        rdd.unpersist()
                 if forget is not None:
                     forget(self, t, rdd)
+            clear_before = getattr(self._op, "clear_before", None)
+            if clear_before is not None:
+                clear_before(self, threshold)
         for parent in self._parents:
             parent._clear_old(time_ms)
 

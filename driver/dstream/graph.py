@@ -60,6 +60,38 @@ class DStreamGraph:
                 stack.extend(stream._parents)
         return list(seen.values())
 
+    def shape(self) -> dict:
+        """The graph's shape: the batch duration, the remember duration and every
+        stream -- outputs in definition order, each preceded by what it is made of --
+        as ``{op, params, slide_ms, checkpoint_ms, parents (indexes)}``.
+
+        Parameters are durations and partition counts as the user gave them, never
+        functions, paths or hosts. A metadata checkpoint records it, and a context
+        recovered from that checkpoint must build the same shape (see
+        ``checkpoint.metadata``). Works before and after ``start``."""
+        index: dict[int, int] = {}
+        streams: list[dict] = []
+
+        def visit(root: "DStream") -> None:
+            stack: list[tuple["DStream", bool]] = [(root, False)]
+            while stack:  # post-order without recursion: parents first, in order
+                stream, parents_done = stack.pop()
+                if id(stream) in index:
+                    continue
+                if not parents_done:
+                    stack.append((stream, True))
+                    stack.extend((p, False) for p in reversed(stream._parents))
+                    continue
+                index[id(stream)] = len(streams)
+                streams.append({**stream._shape(),
+                                "parents": [index[id(p)] for p in stream._parents]})
+
+        for stream in self.outputs:
+            visit(stream)
+        for stream in self.inputs:  # an input no output reads still runs its receiver
+            visit(stream)
+        return {"batch_ms": self.batch_ms, "remember_ms": self.remember_ms, "streams": streams}
+
     def validate(self) -> None:
         if not self.outputs:
             raise ValueError("No output operations registered, so nothing to execute")

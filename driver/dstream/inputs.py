@@ -53,6 +53,19 @@ class InputOp(StreamOp):
     def forget(self, stream: "DStream", time_ms: int, rdd) -> None:
         self.records_by_batch.pop(time_ms, None)
 
+    def _remembered_times(self) -> set[int]:
+        return set(self.records_by_batch)
+
+    def clear_before(self, stream: "DStream", threshold_ms: int) -> None:
+        """Forget every batch up to ``threshold_ms`` this input still remembers but did
+        not generate in this run: after recovery, the batches the checkpoint holds
+        that nothing computes again (their blocks, files, counts) are dropped too."""
+        for time_ms in sorted(t for t in self._remembered_times() if t <= threshold_ms):
+            self.forget(stream, time_ms, None)
+
+    def shape(self) -> tuple[str, dict]:
+        return type(self).__name__, {}
+
 
 class QueueInput(InputOp):
     def __init__(self, batch_ms: int, stream_id: int, queue: collections.deque,
@@ -155,6 +168,14 @@ class FileInput(InputOp):
         super().forget(stream, time_ms, rdd)
         self.files_by_batch.pop(time_ms, None)
 
+    def _remembered_times(self) -> set[int]:
+        return super()._remembered_times() | set(self.files_by_batch)
+
+    def shape(self) -> tuple[str, dict]:
+        if self.record_length is None:
+            return "textFileStream", {}
+        return "binaryRecordsStream", {"recordLength": self.record_length}
+
     def describe(self) -> str:
         return f"FileInputDStream[{self.directory}]"
 
@@ -164,6 +185,7 @@ class ReceiverInput(InputOp):
         super().__init__(batch_ms, stream_id)
         self.receiver = receiver
         self.block_ids_by_batch: dict[int, list[str]] = {}
+        self.restored_batches: set[int] = set()  # claimed before a recovery (see clear_before)
 
     def compute(self, stream: "DStream", time_ms: int):
         infos = stream._ssc._receivers.blocks.blocks_of(time_ms, self.stream_id)
@@ -174,8 +196,16 @@ class ReceiverInput(InputOp):
 
     def forget(self, stream: "DStream", time_ms: int, rdd) -> None:
         super().forget(stream, time_ms, rdd)
-        stream._ssc._receivers.forget_batch(time_ms, self.stream_id)
+        stream._ssc._receivers.forget_batch(time_ms, self.stream_id)  # and its WAL files
         self.block_ids_by_batch.pop(time_ms, None)
+        self.restored_batches.discard(time_ms)
+
+    def _remembered_times(self) -> set[int]:
+        return (super()._remembered_times() | set(self.block_ids_by_batch)
+                | getattr(self, "restored_batches", set()))
+
+    def shape(self) -> tuple[str, dict]:
+        return "receiverStream", {"receiver": type(self.receiver).__qualname__}
 
     def describe(self) -> str:
         return f"ReceiverInputDStream[{self.stream_id}: {type(self.receiver).__name__}]"

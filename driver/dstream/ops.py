@@ -33,13 +33,25 @@ class StreamOp:
     def describe(self) -> str:
         return type(self).__name__
 
+    def shape(self) -> tuple[str, dict]:
+        """The operator's kind and the parameters that fix its layout (durations in
+        ms, partition counts as the user gave them), for the graph's shape that a
+        checkpoint records; never paths, hosts or functions."""
+        return type(self).__name__, {}
+
 
 class Transformed(StreamOp):
-    """``func(time, rdd_of_parent_0, rdd_of_parent_1, ...)`` every batch."""
+    """``func(time, rdd_of_parent_0, rdd_of_parent_1, ...)`` every batch.
 
-    def __init__(self, parents: list["DStream"], func: Callable):
+    ``kind`` and ``params`` name the operation (``"groupByKey"``,
+    ``{"numPartitions": None}``) for the graph's shape."""
+
+    def __init__(self, parents: list["DStream"], func: Callable, kind: str = "transform",
+                 params: dict | None = None):
         self.parents = parents
         self.func = func
+        self.kind = kind
+        self.params = dict(params or {})
         slides = {p._slide_ms for p in parents}
         if len(slides) > 1:
             raise ValueError("the two DStream should have same slide duration")
@@ -53,6 +65,9 @@ class Transformed(StreamOp):
             raise TypeError(f"a DStream transform function must return an RDD, "
                             f"got {type(result).__name__}")
         return result
+
+    def shape(self) -> tuple[str, dict]:
+        return getattr(self, "kind", "transform"), dict(getattr(self, "params", {}))
 
 
 def to_datetime(time_ms: int) -> datetime.datetime:

@@ -40,6 +40,9 @@ class ForEach:
     def describe(self) -> str:
         return self.name
 
+    def shape(self) -> tuple[str, dict]:
+        return self.name, {}
+
     def generate_job(self, time_ms: int) -> Callable[[], None] | None:
         """The job for ``time_ms``: builds the RDD now, runs the action later."""
         rdd = self.parents[0]._get_or_compute(time_ms)

@@ -19,45 +19,55 @@ class PairOperations:
         return numPartitions if numPartitions is not None else self._sc.defaultParallelism
 
     def mapValues(self: "DStream", f: Callable) -> "DStream":
-        return self._derive(lambda t, rdd: rdd.mapValues(f))
+        return self._derive(lambda t, rdd: rdd.mapValues(f), kind="mapValues")
 
     def flatMapValues(self: "DStream", f: Callable) -> "DStream":
-        return self._derive(lambda t, rdd: rdd.flatMapValues(f))
+        return self._derive(lambda t, rdd: rdd.flatMapValues(f), kind="flatMapValues")
 
     def combineByKey(self: "DStream", createCombiner: Callable, mergeValue: Callable,
                      mergeCombiners: Callable, numPartitions: int | None = None) -> "DStream":
         n = self._partitions(numPartitions)
         return self._derive(lambda t, rdd: rdd.combineByKey(createCombiner, mergeValue,
-                                                           mergeCombiners, n))
+                                                           mergeCombiners, n),
+                            kind="combineByKey", params={"numPartitions": numPartitions})
 
     def reduceByKey(self: "DStream", func: Callable, numPartitions: int | None = None) -> "DStream":
         """Merge each batch's values per key with ``func``."""
-        return self.combineByKey(tf.identity, func, func, numPartitions)
+        n = self._partitions(numPartitions)
+        return self._derive(lambda t, rdd: rdd.combineByKey(tf.identity, func, func, n),
+                            kind="reduceByKey", params={"numPartitions": numPartitions})
 
     def groupByKey(self: "DStream", numPartitions: int | None = None) -> "DStream":
         n = self._partitions(numPartitions)
-        return self._derive(lambda t, rdd: rdd.groupByKey(n))
+        return self._derive(lambda t, rdd: rdd.groupByKey(n), kind="groupByKey",
+                            params={"numPartitions": numPartitions})
 
     def partitionBy(self: "DStream", numPartitions: int,
                     partitionFunc: Callable = portable_hash) -> "DStream":
-        return self._derive(lambda t, rdd: rdd.partitionBy(numPartitions, partitionFunc))
+        return self._derive(lambda t, rdd: rdd.partitionBy(numPartitions, partitionFunc),
+                            kind="partitionBy", params={"numPartitions": numPartitions})
 
     def cogroup(self: "DStream", other: "DStream", numPartitions: int | None = None) -> "DStream":
         n = self._partitions(numPartitions)
-        return self.transformWith(lambda a, b: a.cogroup(b, n), other)
+        return self._derive(lambda t, a, b: a.cogroup(b, n), other, kind="cogroup",
+                            params={"numPartitions": numPartitions})
 
     def join(self: "DStream", other: "DStream", numPartitions: int | None = None) -> "DStream":
         n = self._partitions(numPartitions)
-        return self.transformWith(lambda a, b: a.join(b, n), other)
+        return self._derive(lambda t, a, b: a.join(b, n), other, kind="join",
+                            params={"numPartitions": numPartitions})
 
     def leftOuterJoin(self: "DStream", other: "DStream", numPartitions: int | None = None) -> "DStream":
         n = self._partitions(numPartitions)
-        return self.transformWith(lambda a, b: a.leftOuterJoin(b, n), other)
+        return self._derive(lambda t, a, b: a.leftOuterJoin(b, n), other,
+                            kind="leftOuterJoin", params={"numPartitions": numPartitions})
 
     def rightOuterJoin(self: "DStream", other: "DStream", numPartitions: int | None = None) -> "DStream":
         n = self._partitions(numPartitions)
-        return self.transformWith(lambda a, b: a.rightOuterJoin(b, n), other)
+        return self._derive(lambda t, a, b: a.rightOuterJoin(b, n), other,
+                            kind="rightOuterJoin", params={"numPartitions": numPartitions})
 
     def fullOuterJoin(self: "DStream", other: "DStream", numPartitions: int | None = None) -> "DStream":
         n = self._partitions(numPartitions)
-        return self.transformWith(lambda a, b: a.fullOuterJoin(b, n), other)
+        return self._derive(lambda t, a, b: a.fullOuterJoin(b, n), other,
+                            kind="fullOuterJoin", params={"numPartitions": numPartitions})

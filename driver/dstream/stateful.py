@@ -55,10 +55,16 @@ class StateOp(_WithInitialState):
     data (the previous RDD is the last state, or else the initial RDD); a batch
     without data keeps the previous state."""
 
-    def __init__(self, parent: "DStream", update: Callable, initial: RDD | None):
+    def __init__(self, parent: "DStream", update: Callable, initial: RDD | None,
+                 num_partitions: int | None = None):
         self.parents = [parent]
         self.update = update
         self.initial = initial
+        self.num_partitions = num_partitions  # as the user gave it (None: the default)
+
+    def shape(self) -> tuple[str, dict]:
+        return "updateStateByKey", {"numPartitions": getattr(self, "num_partitions", None),
+                                    "initialRDD": self.initial is not None}
 
     def compute(self, stream, time_ms):
         previous = stream._get_or_compute(time_ms - stream._slide_ms)
@@ -125,6 +131,14 @@ class MapWithStateOp(_WithInitialState):
         self.partitioner = partitioner
         self.initial = initial
         self.four_args = arity(spec.fn) == 4
+        # as the user gave it (None: the default parallelism)
+        self.num_partitions = partitioner.numPartitions if spec.partitioner_ is not None \
+            else spec.num_partitions
+
+    def shape(self) -> tuple[str, dict]:
+        return "mapWithState", {"numPartitions": getattr(self, "num_partitions", None),
+                                "timeout_ms": self.timeout_ms,
+                                "initialState": self.initial is not None}
 
     def compute(self, stream, time_ms):
         previous = stream._get_or_compute(time_ms - stream._slide_ms)
@@ -166,7 +180,7 @@ class StatefulOperations:
             lineage = UpdateStateBatch(previous, previous_is_state, data, updateFunc)
             return RDD(new.context, lineage, partitioner)
 
-        stream = self._stream(StateOp(self, update, initialRDD))
+        stream = self._stream(StateOp(self, update, initialRDD, numPartitions))
         stream.persist_default()
         stream._must_checkpoint = True
         return stream
@@ -184,7 +198,7 @@ class StatefulOperations:
         states = self._stream(MapWithStateOp(self, spec, partitioner, initial))
         states.persist_default()
         states._must_checkpoint = True
-        mapped = states._derive(lambda t, rdd: rdd.flatMap(tf.mapped_records))
+        mapped = states._derive(lambda t, rdd: rdd.flatMap(tf.mapped_records), kind="mapped")
         mapped._state_stream = states
         return mapped
 
@@ -193,4 +207,5 @@ class StatefulOperations:
         states = getattr(self, "_state_stream", None)
         if states is None:
             raise ValueError("stateSnapshots() is only defined on the stream mapWithState returns")
-        return states._derive(lambda t, rdd: rdd.flatMap(tf.state_snapshot, True))
+        return states._derive(lambda t, rdd: rdd.flatMap(tf.state_snapshot, True),
+                              kind="stateSnapshots")

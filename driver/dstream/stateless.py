@@ -38,23 +38,25 @@ def with_time(func: Callable, extra: int = 0) -> Callable:
 class StatelessOperations:
     def map(self: "DStream", f: Callable, preservesPartitioning: bool = False) -> "DStream":
         """Apply ``f`` to each element of each RDD."""
-        return self._derive(lambda t, rdd: rdd.map(f, preservesPartitioning))
+        return self._derive(lambda t, rdd: rdd.map(f, preservesPartitioning), kind="map")
 
     def flatMap(self: "DStream", f: Callable, preservesPartitioning: bool = False) -> "DStream":
-        return self._derive(lambda t, rdd: rdd.flatMap(f, preservesPartitioning))
+        return self._derive(lambda t, rdd: rdd.flatMap(f, preservesPartitioning), kind="flatMap")
 
     def filter(self: "DStream", f: Callable) -> "DStream":
-        return self._derive(lambda t, rdd: rdd.filter(f))
+        return self._derive(lambda t, rdd: rdd.filter(f), kind="filter")
 
     def mapPartitions(self: "DStream", f: Callable, preservesPartitioning: bool = False) -> "DStream":
-        return self._derive(lambda t, rdd: rdd.mapPartitions(f, preservesPartitioning))
+        return self._derive(lambda t, rdd: rdd.mapPartitions(f, preservesPartitioning),
+                            kind="mapPartitions")
 
     def mapPartitionsWithIndex(self: "DStream", f: Callable,
                                preservesPartitioning: bool = False) -> "DStream":
-        return self._derive(lambda t, rdd: rdd.mapPartitionsWithIndex(f, preservesPartitioning))
+        return self._derive(lambda t, rdd: rdd.mapPartitionsWithIndex(f, preservesPartitioning),
+                            kind="mapPartitionsWithIndex")
 
     def glom(self: "DStream") -> "DStream":
-        return self._derive(lambda t, rdd: rdd.glom())
+        return self._derive(lambda t, rdd: rdd.glom(), kind="glom")
 
     def count(self: "DStream") -> "DStream":
         """A stream of one element per batch: its number of records."""
@@ -68,7 +70,8 @@ class StatelessOperations:
         return self.map(tf.with_one).reduceByKey(tf.add)
 
     def repartition(self: "DStream", numPartitions: int) -> "DStream":
-        return self._derive(lambda t, rdd: rdd.repartition(numPartitions))
+        return self._derive(lambda t, rdd: rdd.repartition(numPartitions), kind="repartition",
+                            params={"numPartitions": numPartitions})
 
     def transform(self: "DStream", func: Callable) -> "DStream":
         """A stream of ``func(rdd)`` or ``func(time, rdd)`` for each batch."""
@@ -79,10 +82,10 @@ class StatelessOperations:
                       keepSerializer: bool = False) -> "DStream":
         """A stream of ``func(rdd_a, rdd_b)`` or ``func(time, rdd_a, rdd_b)``."""
         func = with_time(func, extra=1)
-        return self._derive(func, other)
+        return self._derive(func, other, kind="transformWith")
 
     def union(self: "DStream", other: "DStream") -> "DStream":
         """Both streams' elements in each batch (same slide duration required)."""
         if self._slide_ms != other._slide_ms:
             raise ValueError("the two DStream should have same slide duration")
-        return self.transformWith(lambda a, b: a.union(b), other)
+        return self._derive(lambda t, a, b: a.union(b), other, kind="union")

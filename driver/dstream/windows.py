@@ -1,7 +1,12 @@
 """Window operations: computations over the last ``windowDuration`` of batches,
 every ``slideDuration`` (PySpark's semantics; durations in seconds).
 
-``window`` unions the parent's RDDs in the window. ``reduceByKeyAndWindow``
+``window`` unions the parent's RDDs in the window. As Spark's windowed stream,
+it persists its parent (unless the user chose a storage level), so a record
+in many windows is computed once -- a ``map`` before the window runs once per
+record, a file is read once -- and the parent releases each RDD once it has
+left every window (its remember duration grows by the window length).
+``reduceByKeyAndWindow``
 with an inverse function is incremental, as Spark's reduced-windowed stream:
 the previous window's result, minus the slices that left, plus the slices
 that entered. Every RDD involved is hash-partitioned the same way, so those
@@ -60,6 +65,10 @@ class Windowed(StreamOp):
         self.parents = [parent]
         self.window_ms = window_ms
         self.slide = slide_ms
+        parent.persist_default()  # each parent RDD is read by every window it is in
+
+    def shape(self) -> tuple[str, dict]:
+        return "window", {"window_ms": self.window_ms, "slide_ms": self.slide}
 
     def slide_ms(self) -> int:
         return self.slide
@@ -85,10 +94,15 @@ class ReducedWindowed(Windowed):
     """
 
     def __init__(self, parent: "DStream", reduce: Callable, inverse: Callable,
-                 window_ms: int, slide_ms: int):
+                 window_ms: int, slide_ms: int, num_partitions: int | None = None):
         super().__init__(parent, window_ms, slide_ms)
         self.reduce = reduce
         self.inverse = inverse
+        self.num_partitions = num_partitions  # as the user gave it (None: the default)
+
+    def shape(self) -> tuple[str, dict]:
+        return "reduceByKeyAndWindow", {"window_ms": self.window_ms, "slide_ms": self.slide,
+                                        "numPartitions": getattr(self, "num_partitions", None)}
 
     def compute(self, stream, time_ms):
         parent = self.parents[0]
@@ -153,9 +167,9 @@ class WindowOperations:
         window_ms, slide_ms = validate_window(self, windowDuration, slideDuration)
         n = numPartitions if numPartitions is not None else self._sc.defaultParallelism
         # Per-batch reductions are cached, so a window never re-reads a batch's records.
-        reduced = self.reduceByKey(func, n).persist_default()
+        reduced = self.reduceByKey(func, numPartitions).persist_default()
         if not invFunc:
-            return reduced.window(windowDuration, slideDuration).reduceByKey(func, n)
+            return reduced.window(windowDuration, slideDuration).reduceByKey(func, numPartitions)
 
         def add(previous: RDD | None, new: RDD) -> RDD:
             new = new.reduceByKey(func, n)
@@ -166,7 +180,8 @@ class WindowOperations:
             old = old.reduceByKey(func, n)
             return previous.leftOuterJoin(old, n).mapValues(tf.InverseOrKeep(invFunc))
 
-        stream = self._stream(ReducedWindowed(reduced, add, subtract, window_ms, slide_ms))
+        stream = self._stream(ReducedWindowed(reduced, add, subtract, window_ms, slide_ms,
+                                              numPartitions))
         stream.persist_default()
         stream._must_checkpoint = True
         return stream
