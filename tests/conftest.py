@@ -10,10 +10,14 @@ import pytest
 from sluicegate.driver import SparkConf, SparkContext
 
 
-def executor_processes() -> list[psutil.Process]:
-    """Executor processes started by this test process (direct children)."""
+def executor_processes(pid: int | None = None) -> list[psutil.Process]:
+    """Executor processes below process ``pid`` (default: this test process)."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
     found = []
-    for child in psutil.Process().children(recursive=True):
+    for child in children:
         try:
             if "sluicegate.worker" in " ".join(child.cmdline()):
                 found.append(child)

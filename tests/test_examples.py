@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psutil
 
+from conftest import executor_processes
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TUPLE_LINE = re.compile(r"^\('[^']*', \d+\)$")
 
@@ -25,21 +27,6 @@ def script_env() -> dict[str, str]:
     for key in ("SLUICEGATE_MASTER", "SLUICEGATE_JOB_ID"):  # run locally, whatever the caller
         env.pop(key, None)
     return env
-
-
-def executors_of(pid: int) -> list[psutil.Process]:
-    found = []
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    for child in children:
-        try:
-            if "sluicegate.worker" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
 
 
 def pprinted_counts(text: str) -> Counter:
@@ -86,7 +73,7 @@ def test_network_wordcount_example():
                 break
             time.sleep(0.1)
         time.sleep(1.0)  # a batch or so more: nothing may be counted twice
-        executors = executors_of(proc.pid)
+        executors = executor_processes(proc.pid)
         assert proc.poll() is None, "the example exited early"
         text = "".join(output)
         assert "Time: " in text and "-------------------------------------------" in text
@@ -128,3 +115,121 @@ def test_wordcount_demo_example():
         counted += sum(c for _, c in counts)
     assert counted > 0
     assert pprinted_counts(result.stdout)["the"] > 0
+
+
+class ScriptRun:
+    """An example run as a subprocess; its stdout collected by a reader thread."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=script_env(), text=True)
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self._readers = [
+            threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")),
+                             name="test-example-stdout", daemon=True),
+            threading.Thread(target=lambda: self.errors.extend(iter(self.proc.stderr.readline, "")),
+                             name="test-example-stderr", daemon=True)]
+        for reader in self._readers:
+            reader.start()
+        self.executors: list[psutil.Process] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, predicate, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate(self.text):
+                return True
+            if self.proc.poll() is not None:
+                return predicate(self.text)
+            if not self.executors:
+                self.executors = executor_processes(self.proc.pid)
+            time.sleep(0.1)
+        return False
+
+    def finish(self, timeout_s: float, terminate: bool) -> int:
+        """End the run (SIGTERM first if ``terminate``); kill it if it does not end in
+        time. Returns its exit code; the executors must exit by themselves."""
+        try:
+            if terminate and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError(f"the example did not end within {timeout_s}s")
+        finally:
+            for reader in self._readers:
+                reader.join(5)
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        return code
+
+    def leftover_executors(self) -> list[psutil.Process]:
+        _, alive = psutil.wait_procs(self.executors, timeout=15)
+        for leftover in alive:
+            leftover.kill()
+        return alive
+
+
+def pprint_times(text: str) -> int:
+    return text.count("-------------------------------------------\nTime: ")
+
+
+def test_file_wordcount_example(tmp_path):
+    watched = tmp_path / "in"
+    watched.mkdir()
+    (watched / "before.txt").write_text("ignored ignored\n")  # present at start: not read
+    run = ScriptRun(str(EXAMPLES / "file_wordcount.py"), str(watched))
+    try:
+        # a first batch printed: the stream is running and watches the directory
+        assert run.wait_for(lambda text: pprint_times(text) >= 1, 90), \
+            "".join(run.errors)[-3000:]
+        hidden = watched / ".words.txt.tmp"  # written whole, then moved in
+        hidden.write_text("apple banana apple\ncherry apple\n")
+        os.rename(hidden, watched / "words.txt")
+        expected = Counter(apple=3, banana=1, cherry=1)
+        assert run.wait_for(lambda text: pprinted_counts(text) == expected, 60), run.text
+        printed = pprint_times(run.text)
+        # two batches more: the file is not read twice
+        assert run.wait_for(lambda text: pprint_times(text) >= printed + 2, 30), run.text
+        assert run.proc.poll() is None, "the example exited early"
+        assert run.executors, "the example runs its executors as child processes"
+        assert pprinted_counts(run.text) == expected, run.text
+    finally:
+        code = run.finish(15, terminate=True)
+    assert code == -signal.SIGTERM  # a plain streaming job: SIGTERM ends it
+    alive = run.leftover_executors()
+    assert not alive, f"executors outlived the example's driver: {[p.pid for p in alive]}"
+
+
+INT_PAIR_LINE = re.compile(r"^\((\d+), (\d+)\)$")
+
+
+def test_custom_receiver_example():
+    run = ScriptRun(str(EXAMPLES / "custom_receiver.py"))
+    try:
+        assert run.wait_for(lambda text: any(INT_PAIR_LINE.match(line)
+                                             for line in text.splitlines()), 60), \
+            "".join(run.errors)[-3000:]
+        assert run.executors, "the example runs its executors as child processes"
+    finally:
+        code = run.finish(60, terminate=False)  # it stops itself after ten seconds
+    assert code == 0, "".join(run.errors)[-3000:]
+    text = run.text
+    assert pprint_times(text) >= 5, text  # one block per 1 s batch for ~10 s
+    counts = Counter()
+    for line in text.splitlines():
+        match = INT_PAIR_LINE.match(line)
+        if match:
+            second, count = int(match.group(1)), int(match.group(2))
+            assert 0 <= second < 60
+            counts[second] += count
+    # a tick every 100 ms for about ten seconds (loosely: a busy host ticks less)
+    assert 20 <= sum(counts.values()) <= 150, counts
+    alive = run.leftover_executors()
+    assert not alive, f"executors outlived the example's driver: {[p.pid for p in alive]}"

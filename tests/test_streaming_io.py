@@ -133,7 +133,7 @@ class Events(StreamingListener):
             inputs={k: v.numRecords() for k, v in info.streamIdToInputInfo().items()},
             outputs={k: (o.name(), o.failureReason(), o.duration())
                      for k, o in info.outputOperationInfos().items()},
-            descriptions={k: o.description for k, o in info.outputOperationInfos().items()})
+            descriptions={k: o.description() for k, o in info.outputOperationInfos().items()})
         with self.lock:
             self.events.append((kind, snapshot))
 
@@ -505,7 +505,9 @@ def test_streaming_listener_events(sc):
         assert started["start"] >= started["submission"] and started["scheduling"] >= 0
         assert started["end"] == -1 and started["processing"] == -1 and started["total"] == -1
         assert completed["scheduling"] >= 0 and completed["processing"] >= 0
-        assert completed["total"] >= completed["processing"]
+        # Spark's totalDelay: scheduling + processing, i.e. from submission to the end
+        assert completed["total"] == completed["scheduling"] + completed["processing"]
+        assert completed["total"] == completed["end"] - completed["submission"]
         assert completed["end"] >= completed["start"] >= completed["submission"]
         names = {k: name for k, (name, _, _) in completed["outputs"].items()}
         assert names == {0: "foreachRDD", 1: "foreachRDD"}

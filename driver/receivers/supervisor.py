@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from typing import Callable
 
@@ -41,9 +42,10 @@ class ReceiverSupervisor:
         self._restarting = threading.Lock()
         self.last_error = ""
 
-    def _info(self, error_message: str = "", error: str = "") -> ReceiverInfo:
-        return ReceiverInfo(self.stream_id, self.name, self.receiver_running, "driver",
-                            error_message, error)
+    def _info(self, error_message: str = "", error: str = "", error_time_ms: int = -1) -> ReceiverInfo:
+        return ReceiverInfo(self.stream_id, self.name, self.receiver_running, _location="driver",
+                            last_error_message=error_message, last_error=error,
+                            _executor_id="driver", last_error_time_ms=error_time_ms)
 
     def start(self) -> None:
         self.receiver._supervisor = self
@@ -78,7 +80,8 @@ class ReceiverSupervisor:
         self.last_error = message
         log.warning("receiver %s (%s): %s%s", self.stream_id, self.name, message,
                     f": {error!r}" if error is not None else "")
-        self.bus.post(StreamingListenerReceiverError(self._info(message, text)))
+        self.bus.post(StreamingListenerReceiverError(
+            self._info(message, text, int(time.time() * 1000))))
 
     def restart_receiver(self, message: str, error: BaseException | None = None,
                          delay_ms: int | None = None) -> None:

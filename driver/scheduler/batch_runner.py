@@ -129,7 +129,7 @@ class BatchRunner:
             except BaseException as exc:  # noqa: BLE001 - user code; report, keep running
                 info.failure_reason = "".join(traceback.format_exception_only(exc)).strip()
                 log.error("batch %s: output operation %s (%s) failed: %s", batch.time_ms,
-                          output_id, info.description, info.failure_reason)
+                          output_id, info.description(), info.failure_reason)
                 self.on_error(exc)
             finally:
                 self.tag_jobs(None, None)

@@ -41,7 +41,7 @@ class Time:
 class StreamInputInfo:
     input_stream_id: int
     num_records: int
-    metadata: dict = field(default_factory=dict)
+    _metadata: dict = field(default_factory=dict)
 
     def inputStreamId(self) -> int:
         return self.input_stream_id
@@ -49,8 +49,11 @@ class StreamInputInfo:
     def numRecords(self) -> int:
         return self.num_records
 
+    def metadata(self) -> dict:
+        return dict(self._metadata)
+
     def metadataDescription(self) -> str | None:
-        return self.metadata.get("Description")
+        return self._metadata.get("Description")
 
 
 @dataclass
@@ -58,7 +61,7 @@ class OutputOperationInfo:
     batch_time_ms: int
     output_id: int
     op_name: str
-    description: str
+    _description: str
     start_ms: int = -1
     end_ms: int = -1
     failure_reason: str | None = None
@@ -71,6 +74,10 @@ class OutputOperationInfo:
 
     def name(self) -> str:
         return self.op_name
+
+    def description(self) -> str:
+        """Where the output operation was defined (the job script's call site)."""
+        return self._description
 
     def startTime(self) -> int:
         return self.start_ms
@@ -124,10 +131,12 @@ class BatchInfo:
         return self.processing_end_ms - self.processing_start_ms
 
     def totalDelay(self) -> int:
-        """Time from the batch's due time until its last job finished."""
-        if self.processing_end_ms < 0:
+        """Scheduling delay plus processing delay (Spark's): from submission until the
+        last job finished; -1 while either is unknown."""
+        scheduling, processing = self.schedulingDelay(), self.processingDelay()
+        if scheduling < 0 or processing < 0:
             return -1
-        return self.processing_end_ms - self.batch_time_ms
+        return scheduling + processing
 
     def numRecords(self) -> int:
         return sum(i.num_records for i in self.input_infos.values())
@@ -152,12 +161,17 @@ class BatchInfo:
 
 @dataclass
 class ReceiverInfo:
+    """Spark's ReceiverInfo. Receivers run in the driver, so ``location()`` and
+    ``executorId()`` say "driver". ``lastErrorTime()`` is epoch ms, -1 if none."""
+
     stream_id: int
     receiver_name: str
     is_active: bool
-    location: str = "driver"
+    _location: str = "driver"
     last_error_message: str = ""
     last_error: str = ""
+    _executor_id: str = "driver"
+    last_error_time_ms: int = -1
 
     def streamId(self) -> int:
         return self.stream_id
@@ -168,11 +182,20 @@ class ReceiverInfo:
     def active(self) -> bool:
         return self.is_active
 
+    def location(self) -> str:
+        return self._location
+
+    def executorId(self) -> str:
+        return self._executor_id
+
     def lastErrorMessage(self) -> str:
         return self.last_error_message
 
     def lastError(self) -> str:
         return self.last_error
+
+    def lastErrorTime(self) -> int:
+        return self.last_error_time_ms
 
 
 # -- events ----------------------------------------------------------------------

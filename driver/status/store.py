@@ -101,8 +101,10 @@ class BatchStatus:
         return self.processing_end_ms - self.processing_start_ms
 
     @property
-    def total_ms(self) -> int:
-        return self.processing_end_ms - self.batch_ms if self.processing_end_ms >= 0 else -1
+    def total_ms(self) -> int:  # Spark's totalDelay: scheduling + processing
+        if self.processing_end_ms < 0 or self.processing_start_ms < 0:
+            return -1
+        return self.processing_end_ms - self.submitted_ms
 
     @property
     def failure(self) -> str:
@@ -215,7 +217,7 @@ class StatusStore:
             batch.input_by_stream = {sid: i.num_records for sid, i in info.input_infos.items()}
             batch.processing_start_ms = info.processing_start_ms
             batch.processing_end_ms = info.processing_end_ms
-            batch.outputs = {oid: {"id": oid, "name": o.op_name, "description": o.description,
+            batch.outputs = {oid: {"id": oid, "name": o.op_name, "description": o.description(),
                                    "start_ms": o.start_ms, "end_ms": o.end_ms,
                                    "failure": o.failure_reason or ""}
                              for oid, o in info.output_infos.items()}
@@ -228,7 +230,7 @@ class StatusStore:
             batch = self.batches.get(info.batch_time_ms)
             if batch is not None:
                 batch.outputs[info.output_id] = {
-                    "id": info.output_id, "name": info.op_name, "description": info.description,
+                    "id": info.output_id, "name": info.op_name, "description": info.description(),
                     "start_ms": info.start_ms, "end_ms": info.end_ms,
                     "failure": info.failure_reason or ""}
 
@@ -236,7 +238,7 @@ class StatusStore:
         with self._lock:
             self.receivers[info.stream_id] = {
                 "stream_id": info.stream_id, "name": info.receiver_name, "state": state,
-                "location": info.location, "last_error": info.last_error_message}
+                "location": info.location(), "last_error": info.last_error_message}
 
     # -- reading ------------------------------------------------------------------------------
     def batch_list(self) -> list[dict]:
