@@ -98,8 +98,10 @@ def read_secret_file(path: str | os.PathLike) -> bytes:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    if host == "localhost":
         return True
+    if host in ("", "*"):  # every interface
+        return False
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

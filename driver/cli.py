@@ -58,6 +58,11 @@ def cmd_driver(args) -> int:
     from .cluster.service import ClusterService
 
     _logging(args.log_level, args.log_file)
+    try:
+        parse_size_bytes(args.executor_memory)
+    except ValueError as exc:
+        print(f"sluicegate driver: --executor-memory: {exc}", file=sys.stderr)
+        return 2
     secret, explicit = resolve_secret(args.secret_file, args.host, create=True)
     if args.ui_port >= 0 and not explicit and not is_loopback(args.ui_host):
         raise SecurityError(f"refusing to serve the status pages on {args.ui_host} without a "
@@ -104,11 +109,15 @@ def cmd_worker(args) -> int:
     secret, explicit = resolve_secret(args.secret_file, _driver_host(args.driver), create=False)
     if not explicit:  # the default secret is for loopback only
         check_bind_allowed(args.host, None)
-    memory = parse_size_bytes(args.memory) if args.memory else psutil.virtual_memory().total
+    try:
+        memory = parse_size_bytes(args.memory) if args.memory else psutil.virtual_memory().total
+    except ValueError as exc:
+        print(f"sluicegate worker: --memory: {exc}", file=sys.stderr)
+        return 2
     work_dir = Path(args.work_dir or tempfile.gettempdir()) / "sluicegate-worker"
     daemon = WorkerDaemon(f"tcp://{args.driver}", secret, args.cores or os.cpu_count() or 1,
                           memory, work_dir, args.host, args.advertise_host or advertised_host(args.host),
-                          args.worker_id)
+                          args.worker_id, log_file=args.log_file)
     install_stop_signals(daemon)
     return daemon.run()
 
@@ -210,15 +219,32 @@ def _ask(args, message):
         client.close()
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:,.1f}{unit}"
+        n /= 1024
+
+
+def _job_lines(jobs: list[dict]) -> list[str]:
+    lines = [f"{'JOB':10} {'STATE':9} {'EXECUTORS':>9} {'TASKS':>5} {'BATCHES':>8} "
+             f"{'OWNER':10} NAME"]
+    for job in jobs:
+        batches = job.get("batches_completed", 0)
+        failed = job.get("batches_failed", 0)
+        shown = f"{batches}" + (f" ({failed} failed)" if failed else "")
+        lines.append(f"{job['job_id']:10} {job['state']:9} {len(job['executors']):>9} "
+                     f"{job.get('running_tasks', 0):>5} {shown:>8} {job['owner']:10} {job['name']}"
+                     + (f"  ({job['message']})" if job.get("message") else ""))
+    return lines
+
+
 def cmd_jobs(args) -> int:
     answer = _ask(args, ListJobs())
     if args.json:
         print(json.dumps(answer.jobs, indent=2))
         return 0
-    print(f"{'JOB':10} {'STATE':9} {'EXECUTORS':>9} {'OWNER':10} NAME")
-    for job in answer.jobs:
-        print(f"{job['job_id']:10} {job['state']:9} {len(job['executors']):>9} "
-              f"{job['owner']:10} {job['name']}")
+    print("\n".join(_job_lines(answer.jobs)))
     return 0
 
 
@@ -234,15 +260,17 @@ def cmd_status(args) -> int:
         print(json.dumps({"workers": answer.workers, "jobs": answer.jobs}, indent=2))
         return 0
     print(f"driver {args.driver}: {sum(w['alive'] for w in answer.workers)} workers alive")
-    print(f"{'WORKER':32} {'HOST':15} {'CORES':>7} {'MEMORY':>9} {'HEARTBEAT':>10} STATE")
+    print(f"{'WORKER':24} {'HOST':15} {'CORES':>7} {'TASKS':>5} {'MEMORY USED':>19} "
+          f"{'HEARTBEAT':>9} STATE")
     for w in answer.workers:
-        print(f"{w['worker_id']:32} {w['host']:15} {w['cores_used']:>3}/{w['cores']:<3} "
-              f"{w['memory_bytes'] >> 20:>7}MB {w['last_heartbeat_s_ago']:>9}s "
-              f"{'alive' if w['alive'] else 'lost'}")
+        cores = f"{w['cores_used']}/{w['cores']}"
+        memory = f"{_size(w.get('memory_used', 0))}/{_size(w['memory_bytes'])}"
+        print(f"{w['worker_id']:24} {w['host']:15} {cores:>7} {w.get('running_tasks', 0):>5} "
+              f"{memory:>19} {w['last_heartbeat_s_ago']:>8}s {'alive' if w['alive'] else 'lost'}")
     running = [j for j in answer.jobs if j["state"] == "RUNNING"]
     print(f"{len(running)} jobs running, {len(answer.jobs) - len(running)} ended")
-    for j in answer.jobs:
-        print(f"  {j['job_id']:10} {j['state']:9} executors={len(j['executors'])} {j['name']}")
+    for line in _job_lines(answer.jobs):
+        print("  " + line)
     return 0
 
 
@@ -270,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7077)
     p.add_argument("--advertise-host", help="address workers and jobs should use for this host")
     p.add_argument("--work-dir", help="where submitted jobs' files live")
-    p.add_argument("--executor-memory", default="512m", help="block memory per executor")
+    p.add_argument("--executor-memory", default="512m",
+                   help="memory per executor (its block store); a worker runs at most "
+                        "its --memory / this many executors (default 512m)")
     p.add_argument("--ui-port", type=int, default=8080,
                    help="status pages port (next free if taken; -1: none)")
     p.add_argument("--ui-host", default="127.0.0.1", help="status pages address")
@@ -281,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("worker", help="run a worker: gives this host's cores to the cluster")
     driver_option(p)
     p.add_argument("--cores", type=int, default=0, help="cores to offer (default: all)")
-    p.add_argument("--memory", help="memory to offer, e.g. 8g (default: all)")
+    p.add_argument("--memory", help="memory to offer, e.g. 8g (default: all); the worker runs "
+                                    "at most this / the driver's --executor-memory executors")
     p.add_argument("--work-dir", help="scratch space for executors")
     p.add_argument("--host", default="127.0.0.1", help="address executors serve blocks on")
     p.add_argument("--advertise-host", help="address peers should use for this host")
@@ -323,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     from .cluster.client import ServiceUnavailable
 
     args = build_parser().parse_args(argv)
+    for option in ("host", "ui_host"):  # "" and "*" listen everywhere: say so, and check it
+        if getattr(args, option, None) is not None and getattr(args, option).strip() in ("", "*"):
+            setattr(args, option, "0.0.0.0")
     try:
         return args.run(args) or 0
     except SecurityError as exc:

@@ -234,9 +234,17 @@ class LocalCluster:
         return path.read_text(errors="replace") if path.exists() else ""
 
     # -- services ----------------------------------------------------------------------
-    def start_driver(self, timeout_s: float = 30.0, extra: list[str] = ()) -> "LocalCluster":
-        for _ in range(5):
-            self.port = random.randrange(20000, 60000) if self.netns else free_port(self.host)
+    def start_driver(self, timeout_s: float = 30.0, extra: list[str] = (),
+                     port: int | None = None) -> "LocalCluster":
+        """Start ``sluicegate driver`` (on ``port``, e.g. the old one after a crash, or a
+        free one) and wait until it answers."""
+        for attempt in range(5):
+            if port is not None:
+                self.port = port
+                if attempt:
+                    time.sleep(1.0)  # the old socket may linger a moment
+            else:
+                self.port = random.randrange(20000, 60000) if self.netns else free_port(self.host)
             self.driver = self._spawn(["driver", "--host", self.host, "--port", str(self.port),
                                        "--work-dir", str(self.base / "driver-work"),
                                        *self._secret_args(), *extra], "driver.log", "driver")
@@ -250,6 +258,13 @@ class LocalCluster:
             if "Address already in use" not in self.log_text("driver.log"):
                 break
         raise AssertionError("driver exited:\n" + self.log_text("driver.log"))
+
+    def crash_driver(self) -> None:
+        """SIGKILL the driver service. Its job processes (own sessions) survive it; they
+        are adopted here so that ``close`` still stops them."""
+        self.adopted.extend(descendants(self.driver.pid))
+        self.driver.send_signal(signal.SIGKILL)
+        self.driver.wait(30)
 
     def ping(self) -> bool:
         if not self.secret_file and not (self.home / "secret").exists():

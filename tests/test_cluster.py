@@ -7,10 +7,13 @@ a worker get a cluster of their own.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import textwrap
+import urllib.request
 
 import psutil
 import pytest
@@ -187,6 +190,13 @@ FAILING_JOBS = {  # name: (script, exit code, text on stderr)
         sc = SparkContext(appName="fails-in-a-task")
         sc.parallelize(range(4), 2).map(lambda x: 1 // (x - x)).collect()
         """, 1, "ZeroDivisionError"),
+    "aborts": ("""
+        import os
+        from sluicegate.driver import SparkContext
+        sc = SparkContext(appName="crashes-its-interpreter")
+        print("COUNT", sc.parallelize(range(4), 2).count(), flush=True)
+        os.abort()
+        """, 1, "killed by signal 6"),
 }
 
 
@@ -196,12 +206,20 @@ def test_failing_jobs_end_only_themselves(cluster, tmp_path):
     for name, sub in subs.items():
         _, code, error = FAILING_JOBS[name]
         assert sub.wait(120) == code, (name, sub.stderr)
-        assert "failed: exited with code" in sub.stderr, (name, sub.stderr)
+        assert f"{sub.job_id()} failed: " in sub.stderr, (name, sub.stderr)
         if error:
             assert error in sub.stderr, (name, sub.stderr)
-        assert cluster.job(sub.job_id())["state"] == "FAILED"
+        job = cluster.job(sub.job_id())
+        assert job["state"] == "FAILED", job
+        if name == "aborts":
+            assert job["exit_code"] == -6 and job["message"] == "killed by signal 6", job
+        else:
+            assert job["message"] == f"exited with code {code}", job
     assert "leaving" in subs["exit-3"].stdout
     assert "Traceback" in subs["task-raises"].stderr
+    assert "COUNT 4" in subs["aborts"].stdout  # it had executors before it crashed
+    aborted = subs["aborts"].job_id()
+    wait_until(lambda: executors_gone(cluster, aborted), 30, what="the crashed job's executors")
 
     # The service and the workers keep serving the next job.
     good = cluster.submit(write_job(tmp_path, "good.py", BATCH_JOB), "100", timeout_s=120)
@@ -227,6 +245,179 @@ def test_detach_then_kill(cluster, tmp_path):
     assert again.returncode == 1 and "already killed" in again.stderr
     unknown = cluster.cli("kill", "job-9999")
     assert unknown.returncode == 1 and "no job" in unknown.stderr
+
+
+# Streams a cached 2-partition RDD every 0.5 s; while the file argv[1] exists, each
+# batch's two tasks wait for it to go, so they are seen running.
+HELD_JOB = """
+    import os, sys, time
+    from sluicegate.driver import SparkContext, StreamingContext
+    hold = sys.argv[1]
+    sc = SparkContext(appName="held")
+    ssc = StreamingContext(sc, 0.5)
+    data = sc.parallelize(range(1000), 2).cache()
+    data.count()  # cached on the executors: block memory in use
+
+    def wait_while_held(part):
+        while os.path.exists(hold):
+            time.sleep(0.05)
+        yield sum(part)
+
+    ssc.queueStream([], default=data).foreachRDD(lambda rdd: rdd.mapPartitions(wait_while_held).collect())
+    ssc.start()
+    ssc.awaitTermination()
+"""
+
+
+def text_jobs(lines: list[str]) -> dict[str, dict]:
+    """Job rows of `sluicegate jobs` (or the indented ones of `status`), by job id."""
+    rows = {}
+    for line in lines:
+        cells = line.split()
+        if cells and cells[0].startswith("job-"):
+            rows[cells[0]] = {"state": cells[1], "executors": int(cells[2]),
+                              "tasks": int(cells[3]), "batches": int(cells[4])}
+    return rows
+
+
+def text_status(cluster: LocalCluster) -> tuple[dict[str, dict], dict[str, dict]]:
+    """`sluicegate status` (plain text) as worker rows and job rows."""
+    done = cluster.cli("status")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"driver {cluster.address}: ") and "workers alive" in lines[0]
+    assert lines[1].split() == ["WORKER", "HOST", "CORES", "TASKS", "MEMORY", "USED",
+                                "HEARTBEAT", "STATE"], lines[1]
+    workers = {}
+    for line in lines[2:]:
+        cells = line.split()
+        if len(cells) == 7 and cells[-1] in ("alive", "lost"):
+            used, cores = cells[2].split("/")
+            workers[cells[0]] = {"host": cells[1], "cores_used": int(used), "cores": int(cores),
+                                 "tasks": int(cells[3]), "memory": cells[4],
+                                 "heartbeat": cells[5], "state": cells[6]}
+    return workers, text_jobs(lines)
+
+
+def test_status_and_jobs_as_text_show_running_tasks_and_batches(cluster, tmp_path):
+    hold = tmp_path / "hold"
+    sub = cluster.submit_async(write_job(tmp_path, "held.py", HELD_JOB), str(hold),
+                               options=["--cores", "2"])
+    job_id = sub.job_id()
+
+    def jobs_text():
+        done = cluster.cli("jobs")
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].split() == ["JOB", "STATE", "EXECUTORS", "TASKS", "BATCHES", "OWNER",
+                                    "NAME"], lines[0]
+        return text_jobs(lines)[job_id]
+
+    # Batches counted by the job's own driver show up in `sluicegate jobs`.
+    row = wait_until(lambda: (r := jobs_text())["batches"] >= 3 and r, 60, what="3 batches")
+    assert row["state"] == "RUNNING" and row["executors"] == 2
+
+    hold.touch()  # from the next batch on, its two tasks keep running
+
+    def two_running():
+        workers, jobs = text_status(cluster)
+        if jobs[job_id]["tasks"] == 2 and sum(w["tasks"] for w in workers.values()) == 2:
+            return workers, jobs
+    workers, jobs = wait_until(two_running, 60, what="2 running tasks in `sluicegate status`")
+    assert set(workers) == {"w1", "w2"}
+    assert all(w["state"] == "alive" and w["cores"] == 2 for w in workers.values())
+    assert sum(w["cores_used"] for w in workers.values()) == 2  # its two executors
+    assert jobs[job_id]["state"] == "RUNNING" and jobs[job_id]["executors"] == 2
+    held_at = jobs[job_id]["batches"]
+    # The same in JSON, with the memory the executors use and how long the tasks run
+    # (as their next heartbeats tell).
+
+    def busy_workers():
+        workers = cluster.status()["workers"]
+        busy = [w for w in workers if w["running_tasks"]]
+        assert sum(w["running_tasks"] for w in busy) == 2 \
+            and all(w["rss_bytes"] > 0 and w["running_task_ms"] > 0 for w in busy) \
+            and sum(w["memory_used"] for w in workers) > 0, workers  # shown on a timeout
+        return busy
+    wait_until(busy_workers, 30, what="memory used and task times of the busy workers")
+    # And in the service's JSON API, which its workers and jobs pages show.
+    ui = re.search(r"status pages at (http://\S+)", cluster.log_text("driver.log")).group(1)
+
+    def api(path):
+        with urllib.request.urlopen(ui + path, timeout=20) as response:
+            return json.load(response)
+    api_workers = api("/api/v1/workers")
+    assert sum(w["running_tasks"] for w in api_workers) == 2, api_workers
+    assert sum(w["memory_used"] for w in api_workers) > 0, api_workers
+    [api_job] = [j for j in api("/api/v1/jobs") if j["job_id"] == job_id]
+    assert api_job["running_tasks"] == 2 and api_job["batches_completed"] >= held_at, api_job
+
+    hold.unlink()
+    wait_until(lambda: jobs_text()["batches"] > held_at, 60, what="batches after the release")
+    assert cluster.cli("kill", job_id).returncode == 0
+    assert sub.wait(60) != 0
+    ended = wait_until(lambda: (r := jobs_text())["state"] == "KILLED" and r, 30, what="KILLED")
+    assert ended["tasks"] == 0 and ended["batches"] > held_at
+    wait_until(lambda: executors_gone(cluster, job_id), 30, what="the executors to stop")
+
+
+PY_FILES_JOB = """
+    import helper, zipped_consts
+    from sluicegate.driver import SparkContext
+    sc = SparkContext(appName="py-files")
+    rdd = sc.parallelize(range(6), 3)
+    # Both modules are used inside tasks, so the executors must import them too.
+    print("OUT", sorted(rdd.map(lambda x: helper.triple(x) + zipped_consts.OFFSET).collect()))
+    print("FROM", sorted(set(rdd.map(lambda _: (helper.__file__, zipped_consts.__file__)).collect())))
+    sc.stop()
+"""
+
+
+def test_py_files_reach_the_job_and_its_executors(cluster, tmp_path):
+    import zipfile
+
+    helper = tmp_path / "helper.py"
+    helper.write_text("def triple(x):\n    return 3 * x\n")
+    archive = tmp_path / "consts.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("zipped_consts.py", "OFFSET = 1000\n")
+    done = cluster.submit(write_job(tmp_path, "py_files.py", PY_FILES_JOB),
+                          options=["--py-files", f"{helper},{archive}"], timeout_s=120)
+    assert done.returncode == 0, done.stderr
+    assert "OUT [1000, 1003, 1006, 1009, 1012, 1015]" in done.stdout, done.stdout
+    sources = [line for line in done.stdout.splitlines() if line.startswith("FROM ")]
+    # The executors imported the copies their worker was sent, not the test's files.
+    assert sources and "worker-work" in sources[0] and str(tmp_path) not in sources[0], sources
+    assert "consts.zip" in sources[0]
+
+
+OVERRIDE_JOB = """
+    import os, psutil
+    from sluicegate.driver import SparkConf, SparkContext
+    sc = SparkContext(conf=SparkConf().setMaster("local[3]").setAppName("override"))
+    print("MASTER", sc.master)
+    print("JOB", os.getpid())
+    ran = sc.parallelize(range(12), 12).map(lambda _: (os.getpid(), os.getppid())).collect()
+    print("RAN", *sorted({f"{pid}:{parent}" for pid, parent in ran}))
+    local = [p for p in psutil.Process().children(recursive=True)
+             if "sluicegate.worker.executor" in " ".join(p.cmdline())]
+    print("LOCAL_EXECUTORS", len(local))
+    sc.stop()
+"""
+
+
+def test_set_master_in_the_script_is_overridden_by_the_cluster(cluster, tmp_path):
+    done = cluster.submit(write_job(tmp_path, "override.py", OVERRIDE_JOB), timeout_s=120)
+    assert done.returncode == 0, done.stderr
+    said = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line.strip()}
+    assert said["MASTER"] == [f"sluicegate://{cluster.address}"]
+    assert said["LOCAL_EXECUTORS"] == ["0"]
+    ran = [tuple(map(int, pair.split(":"))) for pair in said["RAN"]]
+    workers = {proc.pid for proc in cluster.workers.values()}
+    # Every task ran in an executor that a cluster worker started, none under the job.
+    assert ran and {parent for _, parent in ran} <= workers, (ran, workers)
+    assert int(said["JOB"][0]) not in {parent for _, parent in ran}
+    assert len({pid for pid, _ in ran}) >= 2  # not one stray process either
 
 
 # -- workers come and go ------------------------------------------------------------------------

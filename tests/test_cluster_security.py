@@ -6,7 +6,9 @@
   when unpickled, to the driver service, to an executor's block port and to
   a job's driver, never gets it unpickled, and every service keeps serving;
 * services refuse to listen beyond loopback without a secret, and refuse a
-  secret file other users can read;
+  secret file other users can read; so does a local-mode application's driver;
+* raw TCP that is not ZeroMQ at all (random bytes, HTTP, half a ZMTP
+  greeting, a greeting without CURVE) is dropped by every port;
 * garbage sent *with* the right keys (random bytes, truncated msgpack, wrong
   magic or version, wrong field types) is dropped without harm.
 """
@@ -15,18 +17,21 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
 
 import msgpack
+import psutil
 import pytest
 import zmq
 
 from cluster_harness import (
     EXAMPLES, SLUICEGATE, LocalCluster, TextServer, free_port, listening_ports, summed_counts,
     wait_until)
-from sluicegate.common.auth import new_secret
+from sluicegate.common.auth import SecurityError, new_secret
 from sluicegate.common.protocol import ProtocolError, decode, encode
 from sluicegate.common.protocol.cluster import (
     ClusterStatus, ClusterStatusRequest, KillJob, Ping, WorkerRegistered)
@@ -166,7 +171,8 @@ def test_no_listening_beyond_loopback_without_a_secret(tmp_path):
     env = {**os.environ, "SLUICEGATE_HOME": str(tmp_path / "home")}
     env.pop("SLUICEGATE_SECRET_FILE", None)
     for args in (["driver", "--host", "0.0.0.0", "--port", str(free_port())],
-                 ["driver", "--host", "10.11.12.13", "--port", str(free_port())]):
+                 ["driver", "--host", "10.11.12.13", "--port", str(free_port())],
+                 ["driver", "--host", "", "--port", str(free_port())]):  # "": everywhere
         done = subprocess.run([SLUICEGATE, *args], env=env, capture_output=True, text=True,
                               timeout=30, stdin=subprocess.DEVNULL)
         assert done.returncode == 2, done.stderr
@@ -190,6 +196,91 @@ def test_a_secret_file_others_can_read_is_refused(cluster, tmp_path):
         done = _run_cli(cluster, [*args, "--secret-file", str(loose)])
         assert done.returncode == 2, done.stderr
         assert f"chmod 600 {loose}" in done.stderr
+
+
+def local_executors() -> set[int]:
+    """Executor processes of a local-mode context in this process (its direct children)."""
+    found = set()
+    for child in psutil.Process().children():
+        try:
+            if "sluicegate.worker.executor" in " ".join(child.cmdline()):
+                found.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def test_a_local_driver_beyond_loopback_needs_a_secret(own_context):
+    before = local_executors()
+    for address in ("0.0.0.0", "10.11.12.13", ""):
+        with pytest.raises(SecurityError) as refused:
+            own_context("local[1]", spark__driver__bindAddress=address, spark__ui__enabled="false")
+        message = str(refused.value)
+        assert "spark.driver.bindAddress" in message and "without a shared secret" in message
+        assert "spark.authenticate.secret" in message
+        assert "spark.authenticate.secret.file" in message
+    assert local_executors() <= before  # refused before any executor was started
+    # With a secret set on purpose it may listen everywhere.
+    sc = own_context("local[1]", spark__driver__bindAddress="0.0.0.0", spark__ui__enabled="false",
+                     spark__authenticate__secret=new_secret().decode())
+    assert sc.parallelize(range(10), 2).sum() == 45
+    sc.stop()
+
+
+# -- raw TCP that is not ZeroMQ ---------------------------------------------------------------
+
+ZMTP_SIGNATURE = b"\xff" + b"\x00" * 8 + b"\x7f"
+
+
+def zmtp_greeting(mechanism: bytes) -> bytes:
+    """A whole ZMTP 3.0 greeting: signature, version, mechanism, as-server, filler."""
+    return ZMTP_SIGNATURE + b"\x03\x00" + mechanism.ljust(20, b"\x00") + b"\x00" + b"\x00" * 31
+
+
+def raw_attacks(rng: random.Random) -> dict[str, bytes]:
+    return {
+        "random bytes": rng.randbytes(8192),
+        "an HTTP request": b"GET /api/v1/jobs HTTP/1.1\r\nHost: driver\r\n\r\n",
+        "an HTTP upload": b"POST / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n" + rng.randbytes(2000),
+        "half a greeting": ZMTP_SIGNATURE + b"\x03",
+        "a NULL greeting and junk": zmtp_greeting(b"NULL") + rng.randbytes(512),
+        "a CURVE greeting and a bogus HELLO": zmtp_greeting(b"CURVE")
+        + b"\x04" + struct.pack(">Q", 200) + b"\x05HELLO" + rng.randbytes(194),
+        "a huge frame length": zmtp_greeting(b"CURVE") + b"\x06" + struct.pack(">Q", 2**62),
+        "zeros": b"\x00" * 65536,
+    }
+
+
+def test_raw_tcp_garbage_on_every_port_harms_nothing(cluster, streaming_job, tmp_path):
+    targets = {"service": cluster.port, "job driver": streaming_job["driver_port"],
+               "executor block service": streaming_job["block_port"]}
+    logs_before = {name: cluster.log_text(name).count("Traceback") for name in ("driver.log", "w1.log")}
+    held = []  # connections left open mid-handshake while the cluster works on
+    try:
+        for name, port in targets.items():
+            for what, data in raw_attacks(random.Random(port)).items():
+                conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    pass  # the peer hung up on us already: fine
+                if what == "half a greeting":
+                    held.append(conn)
+                else:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()  # a reset, not a goodbye
+        assert_still_serving(cluster, streaming_job)
+    finally:
+        for conn in held:
+            conn.close()
+    assert all(p.poll() is None for p in (cluster.driver, cluster.workers["w1"]))
+    for name, count in logs_before.items():
+        assert cluster.log_text(name).count("Traceback") == count, cluster.log_text(name)[-3000:]
+    script = tmp_path / "job.py"
+    script.write_text(BATCH_JOB)
+    done = cluster.submit(script, timeout_s=120)
+    assert done.returncode == 0, done.stderr
+    assert "SUM 4950" in done.stdout
 
 
 # -- garbage with the right keys ------------------------------------------------------------------

@@ -670,6 +670,10 @@ def test_binding_beyond_loopback_needs_a_secret():
         check_bind_allowed("::", None)
     with pytest.raises(SecurityError):
         check_bind_allowed("8.8.8.8", None)
+    for every_interface in ("", "*"):
+        assert not is_loopback(every_interface)
+        with pytest.raises(SecurityError):
+            check_bind_allowed(every_interface, None)
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         check_bind_allowed(host, None)
         assert is_loopback(host)

@@ -40,13 +40,15 @@ EXECUTOR_STOP_GRACE_S = 5.0
 
 class WorkerDaemon:
     def __init__(self, service_endpoint: str, secret: bytes | None, cores: int, memory_bytes: int,
-                 work_dir: Path, host: str, advertise_host: str, worker_id: str | None = None):
+                 work_dir: Path, host: str, advertise_host: str, worker_id: str | None = None,
+                 log_file: str | None = None):
         self.service_endpoint = service_endpoint
         self.secret = secret
         self.cores = cores
         self.memory_bytes = memory_bytes
         self.host = host
         self.advertise_host = advertise_host
+        self.log_file = log_file  # executors' output goes here too (default: our stderr)
         self.worker_id = worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"
         self.work_dir = Path(work_dir) / self.worker_id  # ours alone: removed on stop
         self.transport = Transport(secret)
@@ -149,7 +151,7 @@ class WorkerDaemon:
         try:
             files_dir.mkdir(parents=True, exist_ok=True)
             for name, data in zip(message.py_file_names, message.payload):
-                (files_dir / Path(name).name).write_bytes(bytes(data))
+                _write_once(files_dir / Path(name).name, bytes(data))
             executor_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             log.error("cannot prepare executor %s: %s", message.executor_id, exc)
@@ -165,7 +167,18 @@ class WorkerDaemon:
                    "--work-dir", str(executor_dir),
                    "--memory-limit", message.memory_limit, "--parent-pid", str(os.getpid()),
                    "--secret-stdin"]
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, cwd=executor_dir, env=env)
+        output = None
+        try:
+            output = open(self.log_file, "ab") if self.log_file else None
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, cwd=executor_dir, env=env,
+                                       stdout=output, stderr=output)
+        except OSError as exc:
+            log.error("cannot start executor %s: %s", message.executor_id, exc)
+            self.exits.put((message.job_id, message.executor_id, -1))
+            return
+        finally:
+            if output is not None:
+                output.close()
         process.stdin.write((self.secret or b"") + b"\n")
         process.stdin.close()
         self.executors[message.executor_id] = (message.job_id, process)
@@ -211,6 +224,20 @@ class WorkerDaemon:
                 process.kill()
                 process.wait(5)
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Write a job's file for its executors, never touching a copy already in place:
+    an executor of the same job may be importing from it (a zip on its path that is
+    rewritten under it, even with the same bytes, can make its imports fail)."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_bytes(data)
+    os.replace(staging, path)  # whole or not at all, for whoever reads it
 
 
 def install_stop_signals(daemon: WorkerDaemon) -> None:

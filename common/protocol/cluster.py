@@ -98,6 +98,17 @@ class ExecutorRemoved(WireRecord):
     reason: str
 
 
+@wire_record(73)
+class ApplicationStatus(WireRecord):
+    """What a job's driver reports to the service every second: its executors'
+    running tasks and memory (from their heartbeats) and its streaming batches."""
+    job_id: str
+    # [[executor_id, running_tasks, longest_running_task_ms, block_memory_used, rss_bytes], ...]
+    executors: list
+    batches_completed: int
+    batches_failed: int
+
+
 # -- the command line ---------------------------------------------------------------
 
 

@@ -7,6 +7,10 @@ spread over workers. A job above its target gives executors back only when
 another job is below its target and no core is free; a job never waits
 forever behind a streaming job that took the whole cluster first. A worker
 that joins adds cores, so jobs below their cap grow onto it at once.
+
+A worker's ``cores`` here are its executor slots: the service counts at most
+its ``--memory`` divided by the executor memory (``driver --executor-memory``),
+and at most its ``--cores``, as Spark's standalone master does.
 """
 from __future__ import annotations
 

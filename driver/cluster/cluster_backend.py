@@ -6,6 +6,10 @@ the workers. The registration is repeated every few seconds: it doubles as
 the job's heartbeat and re-registers the job if the service restarted.
 The service tells the job when one of its executors is gone, which the job
 treats as a lost executor at once instead of waiting for heartbeats.
+
+Every second the job also reports its executors' running tasks and memory
+(what their heartbeats told this driver) and its completed streaming
+batches (``ApplicationStatus``), which ``sluicegate status`` shows.
 """
 from __future__ import annotations
 
@@ -18,18 +22,19 @@ import zmq
 
 from sluicegate.common.protocol import ProtocolError
 from sluicegate.common.protocol.cluster import (
-    ApplicationRegistered, ExecutorRemoved, RegisterApplication)
+    ApplicationRegistered, ApplicationStatus, ExecutorRemoved, RegisterApplication)
 from sluicegate.common.transport import Transport, recv, send
 
 log = logging.getLogger("sluicegate.driver.cluster")
 
 REREGISTER_S = 3.0
+REPORT_S = 1.0
 
 
 class ClusterBackend:
     def __init__(self, transport: Transport, service_endpoint: str, job_id: str, app_name: str,
                  driver_endpoint: str, cores_wanted: int,
-                 on_executor_removed: Callable[[str, str], None]):
+                 on_executor_removed: Callable[[str, str], None], endpoint=None, status=None):
         self.transport = transport
         self.service_endpoint = service_endpoint
         self.job_id = job_id
@@ -38,6 +43,10 @@ class ClusterBackend:
         self.cores_wanted = cores_wanted
         self.on_executor_removed = on_executor_removed
         self.executors_planned = 0
+        self.endpoint = endpoint  # the job's DriverEndpoint: its executors' heartbeats
+        self.batches = _BatchCounter()
+        if status is not None:
+            status.listeners.append(self.batches)  # told of every completed batch
         self._registered = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cluster-backend", daemon=True)
@@ -56,12 +65,18 @@ class ClusterBackend:
         registration = RegisterApplication(self.job_id, self.app_name, self.driver_endpoint,
                                            self.cores_wanted)
         next_register = 0.0
+        next_report = 0.0
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now >= next_register:
                     send(sock, registration)
                     next_register = now + (REREGISTER_S if self._registered.is_set() else 0.5)
+                if self._registered.is_set() and now >= next_report:
+                    report = self._report()
+                    if report is not None:
+                        send(sock, report)
+                    next_report = now + REPORT_S
                 if not sock.poll(100, zmq.POLLIN):
                     continue
                 try:
@@ -78,6 +93,25 @@ class ClusterBackend:
         finally:
             sock.close(linger=0)
 
+    def _report(self) -> ApplicationStatus | None:
+        """This job's executors and batches, as the service shows them (None: not now)."""
+        executors = []
+        if self.endpoint is not None:
+            # Read outside the loop thread that owns the registry, so that a busy loop never
+            # holds this thread (and the registrations) up. The fields read are replaced
+            # whole, not changed in place; copying the registry's dict while an executor
+            # registers may raise RuntimeError, and then this report is skipped.
+            try:
+                executors = [[e.executor_id, len(e.running),
+                              int(max((r[2] for r in e.running_report), default=0)),
+                              int(e.memory_used), int(e.rss_bytes)]
+                             for e in list(self.endpoint.registry.executors.values()) if e.alive]
+            except Exception as exc:  # noqa: BLE001 - a report is not worth this thread
+                log.debug("no executor report this time: %r", exc)
+                return None
+        return ApplicationStatus(self.job_id, executors, self.batches.completed,
+                                 self.batches.failed)
+
     def replace(self, executor_id: str, reason: str) -> None:
         """The service replaces lost executors; nothing to do here."""
 
@@ -85,3 +119,17 @@ class ClusterBackend:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+
+
+class _BatchCounter:
+    """A status-store listener counting the job's finished batches (all of them, unlike
+    the store, which keeps only the latest)."""
+
+    def __init__(self) -> None:
+        self.completed = 0  # failed ones included, as on the streaming page
+        self.failed = 0
+
+    def batch_completed(self, batch) -> None:
+        self.completed += 1
+        if batch.failure:
+            self.failed += 1

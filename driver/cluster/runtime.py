@@ -92,7 +92,8 @@ class DriverRuntime:
                 self.transport, master.service_endpoint, master.job_id, app_name,
                 endpoint(advertised, self.endpoint.port), master.cores,
                 on_executor_removed=lambda e, why: self.endpoint.post(
-                    lambda: self.endpoint.executor_lost(e, why)))
+                    lambda: self.endpoint.executor_lost(e, why)),
+                endpoint=self.endpoint, status=self.status)  # reported to the service
         self._stopped = False
 
     def start(self) -> None:

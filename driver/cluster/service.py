@@ -20,11 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sluicegate.common.config import parse_size_bytes
 from sluicegate.common.protocol.cluster import (
-    ApplicationRegistered, AttachJob, ClusterStatus, ClusterStatusRequest, CommandResult,
-    ExecutorExited, ExecutorRemoved, JobAccepted, JobEnded, JobOutput, JobRejected, KillExecutor,
-    KillJob, LaunchExecutor, ListJobs, Ping, RegisterApplication, RegisterWorker, ServiceHeartbeat,
-    SubmitJob, WorkerHeartbeat, WorkerRefused, WorkerRegistered)
+    ApplicationRegistered, ApplicationStatus, AttachJob, ClusterStatus, ClusterStatusRequest,
+    CommandResult, ExecutorExited, ExecutorRemoved, JobAccepted, JobEnded, JobOutput, JobRejected,
+    KillExecutor, KillJob, LaunchExecutor, ListJobs, Ping, RegisterApplication, RegisterWorker,
+    ServiceHeartbeat, SubmitJob, WorkerHeartbeat, WorkerRefused, WorkerRegistered)
 from sluicegate.common.transport import Transport
 
 from .allocation import JobCores, WorkerCores, allocate
@@ -40,6 +41,15 @@ RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
 
 
 @dataclass
+class ExecutorStats:
+    """One executor as its job's driver last reported it."""
+    running_tasks: int = 0
+    running_task_ms: int = 0   # how long its longest running task has been going
+    memory_used: int = 0       # block memory
+    rss_bytes: int = 0
+
+
+@dataclass
 class WorkerRecord:
     worker_id: str
     identity: bytes
@@ -51,10 +61,18 @@ class WorkerRecord:
     last_seen_s: float
     executors: dict[str, str] = field(default_factory=dict)  # executor id -> job id
     alive: bool = True
+    executor_slots: int = 0     # executors it can run: its cores, and its memory allows
 
-    def describe(self, now: float) -> dict:
+    def describe(self, now: float, stats: dict[str, ExecutorStats]) -> dict:
+        """``stats``: what the jobs' drivers report of the executors (by executor id)."""
+        mine = [stats[e] for e in self.executors if e in stats]
         return {"worker_id": self.worker_id, "host": self.host, "cores": self.cores,
-                "cores_used": len(self.executors), "memory_bytes": self.memory_bytes,
+                "cores_used": len(self.executors), "executor_slots": self.executor_slots,
+                "running_tasks": sum(s.running_tasks for s in mine),
+                "running_task_ms": max((s.running_task_ms for s in mine), default=0),
+                "memory_bytes": self.memory_bytes,
+                "memory_used": sum(s.memory_used for s in mine),
+                "rss_bytes": sum(s.rss_bytes for s in mine),
                 "alive": self.alive, "last_heartbeat_s_ago": round(now - self.last_seen_s, 1),
                 "executors": sorted(self.executors)}
 
@@ -82,11 +100,18 @@ class JobRecord:
     exit_code: int | None = None
     message: str = ""
     kill_requested: bool = False
+    executor_stats: dict[str, ExecutorStats] = field(default_factory=dict)
+    batches_completed: int = 0   # as its driver reports them (failed ones included)
+    batches_failed: int = 0
 
     def describe(self) -> dict:
         return {"job_id": self.job_id, "name": self.name, "state": self.state, "owner": self.owner,
                 "submitted": self.submitted_s, "ended": self.ended_s, "exit_code": self.exit_code,
                 "cores_wanted": self.cores_wanted, "executors": list(self.executors),
+                "running_tasks": sum(self.executor_stats[e].running_tasks
+                                     for e in self.executors if e in self.executor_stats),
+                "batches_completed": self.batches_completed,
+                "batches_failed": self.batches_failed,
                 "driver_endpoint": self.app_endpoint, "message": self.message}
 
 
@@ -104,6 +129,7 @@ class ClusterService(RouterLoop):
         self.heartbeat_interval_s = heartbeat_interval_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.executor_memory = executor_memory
+        self.executor_memory_bytes = max(1, parse_size_bytes(executor_memory))
         self.workers: dict[str, WorkerRecord] = {}
         self.jobs: dict[str, JobRecord] = {}
         self._job_numbers = itertools.count(1)
@@ -130,6 +156,8 @@ class ClusterService(RouterLoop):
         known = self.workers.get(message.worker_id)
         record = WorkerRecord(message.worker_id, identity, message.host, max(1, message.cores),
                               message.memory_bytes, message.pid, now, now)
+        record.executor_slots = min(record.cores,
+                                    max(0, message.memory_bytes) // self.executor_memory_bytes)
         for job_id, executor_id in message.executors:
             record.executors[executor_id] = job_id
         if known is not None and known.alive:
@@ -137,8 +165,12 @@ class ClusterService(RouterLoop):
         self.workers[message.worker_id] = record
         self.send(identity, WorkerRegistered(message.worker_id, self.heartbeat_interval_s,
                                              self.heartbeat_timeout_s))
-        log.info("worker %s registered: %d cores on %s", message.worker_id, message.cores,
-                 message.host)
+        log.info("worker %s registered: %d cores, %s MB on %s", message.worker_id, message.cores,
+                 message.memory_bytes >> 20, message.host)
+        if record.executor_slots < record.cores:
+            log.warning("worker %s runs at most %d executors: its %d MB hold %d of %s each "
+                        "(--executor-memory)", message.worker_id, record.executor_slots,
+                        message.memory_bytes >> 20, record.executor_slots, self.executor_memory)
         self._rebalance()
 
     def _worker_heartbeat(self, identity: bytes, message: WorkerHeartbeat, now: float) -> None:
@@ -193,7 +225,7 @@ class ClusterService(RouterLoop):
 
     # -- allocation -------------------------------------------------------------------
     def _rebalance(self) -> None:
-        workers = [WorkerCores(w.worker_id, w.cores, len(w.executors))
+        workers = [WorkerCores(w.worker_id, w.executor_slots, len(w.executors))
                    for w in self.workers.values() if w.alive]
         jobs = [JobCores(j.job_id, j.cores_wanted, list(j.executors))
                 for j in self.jobs.values()
@@ -250,12 +282,38 @@ class ClusterService(RouterLoop):
         self.send(identity, ApplicationRegistered(job.job_id, len(job.executors) - before
                                                   if first else 0))
 
+    def _application_status(self, identity: bytes, message: ApplicationStatus, now: float) -> None:
+        job = self.jobs.get(message.job_id)
+        if job is None or job.app_identity != identity or job.state != RUNNING:
+            return  # only a job's own driver reports on it
+        stats = {}
+        for row in message.executors[:10_000]:
+            if (isinstance(row, list) and len(row) == 5 and isinstance(row[0], str)
+                    and row[0] in job.executors
+                    and all(isinstance(v, int) and v >= 0 for v in row[1:])):
+                stats[row[0]] = ExecutorStats(*row[1:])
+        job.executor_stats = stats
+        job.batches_completed = max(0, message.batches_completed)
+        job.batches_failed = max(0, message.batches_failed)
+
+    def executor_stats(self) -> dict[str, ExecutorStats]:
+        """Every running job's executors, as their drivers last reported them."""
+        stats: dict[str, ExecutorStats] = {}
+        for job in self.jobs.values():
+            if job.state == RUNNING:
+                stats.update(job.executor_stats)
+        return stats
+
+    def describe_workers(self, now: float) -> list[dict]:
+        stats = self.executor_stats()
+        return [w.describe(now, stats) for w in self.workers.values()]
+
     # -- jobs ---------------------------------------------------------------------------------
     def _submit(self, identity: bytes, message: SubmitJob, now: float) -> None:
         if not message.payload or len(message.payload) != 1 + len(message.py_file_names):
             self.send(identity, JobRejected("the script and its files did not all arrive"))
             return
-        job_id = f"job-{next(self._job_numbers):04d}"
+        job_id = self._new_job_id()
         job_dir = self.work_dir / "jobs" / job_id
         try:
             job_dir.mkdir(parents=True)
@@ -305,6 +363,14 @@ class ClusterService(RouterLoop):
         log.info("job %s (%s) started: pid %s", job_id, job.name, job.process.pid)
         self._forget_old_jobs()
 
+    def _new_job_id(self) -> str:
+        """The next free job id. After a restart on the same work dir the old jobs' dirs
+        are still there, and jobs that outlived the old service may register again."""
+        while True:
+            job_id = f"job-{next(self._job_numbers):04d}"
+            if job_id not in self.jobs and not (self.work_dir / "jobs" / job_id).exists():
+                return job_id
+
     def _attach(self, identity: bytes, message: AttachJob, now: float) -> None:
         job = self.jobs.get(message.job_id)
         if job is None:
@@ -346,6 +412,7 @@ class ClusterService(RouterLoop):
         for executor_id in list(job.executors):
             self._kill_executor(job, executor_id, f"job {job.job_id} ended")
         job.app_identity = None
+        job.executor_stats = {}
         for identity in job.submitters:
             self.send(identity, JobEnded(job.job_id, state, code, message))
         job.submitters.clear()
@@ -371,7 +438,7 @@ class ClusterService(RouterLoop):
         self.send(identity, ClusterStatus([], [j.describe() for j in self.jobs.values()]))
 
     def _status(self, identity: bytes, message: ClusterStatusRequest, now: float) -> None:
-        self.send(identity, ClusterStatus([w.describe(now) for w in self.workers.values()],
+        self.send(identity, ClusterStatus(self.describe_workers(now),
                                           [j.describe() for j in self.jobs.values()]))
 
     def _ping(self, identity: bytes, message: Ping, now: float) -> None:
@@ -396,6 +463,7 @@ class ClusterService(RouterLoop):
         WorkerHeartbeat: _worker_heartbeat,
         ExecutorExited: _executor_exited,
         RegisterApplication: _register_application,
+        ApplicationStatus: _application_status,
         SubmitJob: _submit,
         AttachJob: _attach,
         KillJob: _kill,

@@ -455,6 +455,14 @@ def _secret(conf: dict, master: MasterSpec) -> bytes:
         return conf[cfg.SECRET].encode()
     if conf.get(cfg.SECRET_FILE):
         return read_secret_file(conf[cfg.SECRET_FILE])
+    host = str(conf.get(cfg.DRIVER_BIND_ADDRESS, "127.0.0.1")).strip()
+    if host in ("", "*") or not is_loopback(host):  # ("" binds every address)
+        # Without a secret chosen on purpose, nothing listens beyond loopback.
+        raise SecurityError(
+            f"refusing to bind the driver to {host or '*'} (spark.driver.bindAddress) without a "
+            "shared secret: anyone who can reach it could run code in this application. Set "
+            "spark.authenticate.secret, or spark.authenticate.secret.file (a file of mode 600), "
+            "or keep spark.driver.bindAddress at 127.0.0.1.")
     if master.kind == "cluster":  # a same-host cluster's default secret
         return resolve_secret(None, "127.0.0.1", create=False)[0]
     return new_secret()  # local mode: a fresh secret nobody else knows

@@ -92,13 +92,12 @@ class ServiceStatusSource:
 
     def workers(self) -> list[dict]:
         def snapshot():
-            now = time.monotonic()
-            return [{"id": w.worker_id, "host": w.host, "cores": w.cores,
-                     "cores_used": len(w.executors), "memory_bytes": w.memory_bytes,
-                     "running_tasks": len(w.executors), "executors": sorted(w.executors),
-                     "last_heartbeat_s_ago": round(now - w.last_seen_s, 1),
-                     "state": "ALIVE" if w.alive else "LOST"}
-                    for w in self.service.workers.values()]
+            # running tasks and memory used: as the jobs' drivers report their executors
+            rows = self.service.describe_workers(time.monotonic())
+            for row in rows:
+                row["id"] = row.pop("worker_id")
+                row["state"] = "ALIVE" if row.pop("alive") else "LOST"
+            return rows
         return self.service.call(snapshot, timeout_s=5.0)
 
     def cluster_jobs(self) -> list[dict]:
