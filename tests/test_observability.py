@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import getpass
+import html
 import http.client
 import json
 import os
@@ -131,6 +132,116 @@ class Tables(HTMLParser):
 
 def number(text: str) -> int:
     return int(text.replace(",", ""))
+
+
+def byte_size(text: str) -> tuple[float, float]:
+    """A size cell ("812 B", "1.4 KiB") as (bytes, how far off the rounding may be)."""
+    value, unit = text.split()
+    scale = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}[unit]
+    return float(value.replace(",", "")) * scale, (0.5 if unit == "B" else 0.05) * scale + 0.01
+
+
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+URL_ATTRIBUTES = {"src", "href", "srcset", "imagesrcset", "action", "formaction", "poster", "data",
+                  "background", "cite", "manifest", "ping", "xlink:href"}
+
+
+class _References(HTMLParser):
+    """Every URL a page could make a browser fetch: URL attributes, CSS url()/@import,
+    a refresh's target."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.urls: list[str] = []
+        self._in_style = False
+        self.feed(text)
+
+    def _css(self, css: str) -> None:
+        self.urls += re.findall(r"url\(\s*['\"]?([^'\")]+)", css)
+        self.urls += re.findall(r"@import\s+['\"]([^'\"]+)", css)
+
+    def handle_starttag(self, tag, attrs):
+        self._in_style = tag == "style"
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in URL_ATTRIBUTES:
+                self.urls += [part.split()[0] for part in value.split(",") if part.strip()] \
+                    if name.endswith("srcset") else [value]
+            elif name == "style":
+                self._css(value)
+            elif tag == "meta" and name == "content" and "url=" in value.lower():
+                self.urls.append(value[value.lower().index("url=") + 4:].strip("'\" "))
+
+    def handle_endtag(self, tag):
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self._css(data)
+
+
+def outside_references(page: str) -> list[str]:
+    """What in ``page`` points outside its own server (empty for a page that works
+    offline): absolute or protocol-relative URLs a browser would fetch, and any
+    http(s) URL in the text at all other than the SVG namespace."""
+    found = []
+    for url in _References(page).urls:
+        parts = urlsplit(url.strip())
+        if parts.netloc or parts.scheme not in ("", "data"):
+            found.append(url)
+    found += [url for url in re.findall(r"https?://[^\s\"'<>()]+", page) if url != SVG_NAMESPACE]
+    return found
+
+
+CHART_AVERAGES = {  # chart id -> (title, unit, the /api/v1/streaming average it draws)
+    "chart-input-rate": ("Input rate", "records/s", "avg_input_rate"),
+    "chart-scheduling-delay": ("Scheduling delay", "ms", "avg_scheduling_delay_ms"),
+    "chart-processing-time": ("Processing time", "ms", "avg_processing_ms"),
+    "chart-total-delay": ("Total delay", "ms", "avg_total_delay_ms"),
+}
+
+
+def svg_chart(page: str, chart_id: str) -> dict:
+    """One inline SVG chart of a page: its points, average, visible title and average lines."""
+    match = re.search(rf'<svg id="{chart_id}"([^>]*)>(.*?)</svg>', page, re.S)
+    assert match, f"no chart {chart_id}"
+    attrs, body = match.groups()
+    average = re.search(r'data-average="([^"]*)"', attrs).group(1)
+    title = re.search(r'<text[^>]*class="title"[^>]*>(.*?)</text>', body, re.S)
+    return {"points": int(re.search(r'data-points="(\d+)"', attrs).group(1)),
+            "average": float(average) if average else None,
+            "title": html.unescape(title.group(1)) if title else "",
+            "avg_lines": len(re.findall(r'<line[^>]*class="avg"', body))}
+
+
+def task_rows(page: str) -> dict[str, dict]:
+    """The task rows of a batch or job page by task id (their cells: task, partition,
+    attempt, worker, duration, records in, records out, shuffle read, shuffle write,
+    status, error)."""
+    rows = {}
+    for table in Tables(page).tables.values():
+        for row in table:
+            if len(row["cells"]) == 11:
+                assert row["cells"][0] not in rows, f"task {row['cells'][0]} shown twice"
+                rows[row["cells"][0]] = row
+    return rows
+
+
+def test_outside_references_finds_them():
+    """The offline check itself: it must see every way a page can reach out."""
+    clean = (f'<html><head><meta http-equiv="refresh" content="2"><style>a{{color:red}}</style></head>'
+             f'<body><a href="/batch/1">b</a><svg xmlns="{SVG_NAMESPACE}"></svg></body></html>')
+    assert outside_references(clean) == []
+    for bad in ('<script src="https://cdn.example.com/chart.js"></script>',
+                '<link rel="stylesheet" href="//cdn.example.com/x.css">',
+                '<style>@import "https://fonts.example.com/f.css";</style>',
+                '<style>body{background:url(http://img.example.com/a.png)}</style>',
+                '<div style="background: url(\'//img.example.com/b.png\')"></div>',
+                '<img srcset="/ok.png 1x, https://img.example.com/c.png 2x">',
+                '<meta http-equiv="refresh" content="2; url=http://elsewhere.example.com/">'):
+        assert outside_references(clean.replace("<body>", "<body>" + bad)), bad
 
 
 def listening_ports_here() -> set[int]:
@@ -392,7 +503,8 @@ class TestRunningStream:
         tasks = metric(after, "sluicegate_tasks_total", status="success")
         assert tasks >= sum(len(s["tasks"]) for j in get_json(
             base, f"/api/v1/batches/{socket_run.data_batches()[0]}")["jobs"] for s in j["stages"])
-        # The receiver's rate in the last batch (records / batch interval).
+        # The receiver's rate in the last batch (records / batch interval); the data has
+        # ended here, so it may be 0 (test_observability_extra.py scrapes it while data flows).
         assert metric(after, "sluicegate_receiver_records_per_second", stream="0") >= 0
 
     def test_pages(self, socket_run):
@@ -418,6 +530,64 @@ class TestRunningStream:
         workers = Tables(get_page(base, "/workers")).tables["workers"]
         assert sorted(row["cells"][0] for row in workers) == ["exec-1", "exec-2"]
         assert all(row["cells"][-1] == "ALIVE" for row in workers)
+
+    def test_charts_show_their_averages(self, socket_run):
+        base = socket_run.base
+        before = get_json(base, "/api/v1/streaming")
+        page = get_page(base, "/streaming")
+        after = get_json(base, "/api/v1/streaming")
+        for chart, (title, unit, key) in CHART_AVERAGES.items():
+            svg = svg_chart(page, chart)
+            assert before["batches_completed"] <= svg["points"] <= after["batches_completed"], chart
+            # The average as a number, as the visible title, and as a dashed line.
+            assert svg["average"] is not None, chart
+            assert svg["title"].startswith(f"{title} (avg "), svg["title"]
+            assert svg["title"].endswith(f" {unit})"), svg["title"]
+            label = float(svg["title"][len(title) + 6:-len(unit) - 2].replace(",", ""))
+            assert label == pytest.approx(svg["average"], abs=0.06), (chart, svg)
+            assert svg["avg_lines"] == 1, chart
+            # The API's average over (nearly) the same batches; a batch or two may complete
+            # between the requests, so allow for them.
+            low, high = sorted((before[key], after[key]))
+            slack = 0.5 * high + 2.0
+            assert low - slack <= svg["average"] <= high + slack, (chart, svg, before[key], after[key])
+        # Data went through: the input rate's average is above zero.
+        assert svg_chart(page, "chart-input-rate")["average"] > 0
+
+    def test_batch_page_shows_each_task(self, socket_run):
+        base = socket_run.base
+        batch_ms = next(ms for ms in socket_run.data_batches()
+                        if sum(socket_run.tags[ms].values()) == BURST_LINES)
+        detail = get_json(base, f"/api/v1/batches/{batch_ms}")
+        rows = task_rows(get_page(base, f"/batch/{batch_ms}"))
+        tasks = [t for job in detail["jobs"] for stage in job["stages"] for t in stage["tasks"]]
+        assert len(rows) == len(tasks) > 0
+        for task in tasks:
+            row = rows[str(task["tid"])]
+            cells = row["cells"]
+            assert cells[3] == task["executor_id"] and cells[3] in ("exec-1", "exec-2"), cells
+            assert float(cells[4].removesuffix(" ms").replace(",", "")) == pytest.approx(
+                task["duration_ms"], abs=0.051), cells
+            assert number(cells[5]) == task["records_in"] and number(cells[6]) == task["records_out"]
+            for cell, key in ((cells[7], "shuffle_read_bytes"), (cells[8], "shuffle_write_bytes")):
+                shown, off_by = byte_size(cell)
+                assert abs(shown - task[key]) <= off_by, (cell, key, task[key])
+            assert cells[9] == "SUCCESS" and cells[10] == "" and row["class"] == ""
+        # The reduceByKey's shuffle shows on the page: bytes written and read.
+        assert sum(byte_size(r["cells"][8])[0] for r in rows.values()) > 0
+        assert sum(byte_size(r["cells"][7])[0] for r in rows.values()) > 0
+        assert sum(number(r["cells"][5]) for r in rows.values()) >= BURST_LINES
+
+    def test_pages_work_offline_and_refresh(self, socket_run):
+        base = socket_run.base
+        batch_ms = socket_run.data_batches()[0]
+        job_id = get_json(base, f"/api/v1/batches/{batch_ms}")["jobs"][0]["job_id"]
+        for path in ("/streaming", f"/batch/{batch_ms}", "/jobs", f"/job/{job_id}", "/workers"):
+            page = get_page(base, path)
+            assert outside_references(page) == [], path
+            assert '<meta http-equiv="refresh" content="2">' in page, path
+        # The charts are drawn right in the page, as SVG.
+        assert get_page(base, "/streaming").count(f'xmlns="{SVG_NAMESPACE}"') == len(CHART_AVERAGES)
 
 
 # -- an application whose output operation fails -------------------------------------------------
@@ -495,6 +665,35 @@ class TestFailureReporting:
         rows = Tables(get_page(base, "/streaming")).tables["completed-batches"]
         [row] = [r for r in rows if r["links"] == [f"/batch/{failed['batch_ms']}"]]
         assert row["class"] == "failed" and row["cells"][6] == "FAILED"
+
+    def test_failed_batch_page_shows_each_task_error(self, failing_run):
+        base, (_, failed, flaky) = failing_run
+        for batch in (failed, flaky):
+            detail = get_json(base, f"/api/v1/batches/{batch['batch_ms']}")
+            page = get_page(base, f"/batch/{batch['batch_ms']}")
+            assert outside_references(page) == []
+            rows = task_rows(page)
+            tasks = [t for job in detail["jobs"] for stage in job["stages"] for t in stage["tasks"]]
+            assert len(rows) == len(tasks)
+            for task in tasks:
+                row = rows[str(task["tid"])]
+                cells = row["cells"]
+                assert cells[2] == str(task["attempt"]) and cells[3] == task["executor_id"]
+                assert cells[4].endswith(" ms") and cells[9] == task["status"]
+                if task["status"] == "SUCCESS":
+                    assert row["class"] == "" and cells[10] == ""
+                    continue
+                # A failed launch: its row marked, its error and the worker's traceback in it.
+                assert row["class"] == "failed"
+                assert cells[10].startswith(task["error"] + "\n"), cells[10]
+                assert "Traceback (most recent call last):" in cells[10]
+                assert "in explode" in cells[10]
+                assert task["traceback"].strip().splitlines()[-1] in cells[10]
+        failed_rows = [r for r in task_rows(get_page(base, f"/batch/{failed['batch_ms']}")).values()
+                       if r["class"] == "failed"]
+        assert len(failed_rows) == MAX_FAILURES
+        assert all("ValueError: deliberate failure in the output operation" in r["cells"][10]
+                   for r in failed_rows)
 
     def test_retried_task(self, failing_run):
         base, (_, _, flaky) = failing_run
@@ -758,6 +957,13 @@ class TestClusterService:
         for job in jobs:
             cells = shown[job["job_id"]]
             assert cells[1] == job["name"] and cells[2] == "FINISHED" and cells[3] == owner
+            # Executors, cores wanted, running tasks, batches done and failed (as the
+            # jobs' drivers reported them).
+            assert cells[6] == str(len(job["executors"]))
+            assert cells[7] == str(job.get("cores_wanted", "-")) == "1"
+            for cell, key in zip(cells[8:11], ("running_tasks", "batches_completed",
+                                               "batches_failed")):
+                assert cell == str(job.get(key, "-")), (key, cells, job)
 
         [worker] = get_json(base, "/api/v1/workers")
         assert worker["id"] == "obs-worker" and worker["state"] == "ALIVE" and worker["cores"] == 2
@@ -772,3 +978,9 @@ class TestClusterService:
         assert metric(samples, "sluicegate_service_jobs", state="RUNNING") == 0
         for path in ("/streaming", "/api/v1/batches", "/api/v1/streaming", "/job/0", "/nothing"):
             assert http_get(base, path)[0] == 404, path
+
+    def test_service_pages_work_offline_and_refresh(self, service_run):
+        for path in ("/cluster", "/workers"):
+            page = get_page(service_run.ui, path)
+            assert outside_references(page) == [], path
+            assert '<meta http-equiv="refresh" content="2">' in page, path

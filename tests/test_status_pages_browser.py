@@ -1,16 +1,23 @@
 """The status pages as a real browser renders them: Debian's chromium, headless,
-against a running streaming application (``--dump-dom`` for the DOM after
-load, ``--screenshot`` for a picture). Skipped when no chromium is installed
-(CI installs it through ``.ci/run``).
+against a running streaming application and a cluster service (``sluicegate
+driver`` + a worker) with a finished job (``--dump-dom`` for the DOM after load,
+``--screenshot`` for a picture). Offline renders go through a proxy that refuses
+every connection, so anything a page wanted from outside this machine would
+fail. Skipped when no chromium is installed (CI installs it through ``.ci/run``).
 """
 from __future__ import annotations
 
+import contextlib
+import getpass
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import textwrap
 import urllib.request
 from html.parser import HTMLParser
 from operator import add
@@ -18,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from cluster_harness import wait_until
+from cluster_harness import LocalCluster, wait_until
 from conftest import _stop_active, make_context
 from sluicegate.driver import StreamingContext
+from test_observability import byte_size, outside_references
 
 
 def find_chromium() -> str | None:
@@ -68,9 +76,21 @@ def chromium(*args: str, timeout_s: float = 90.0) -> subprocess.CompletedProcess
                                            err.decode(errors="replace"))
 
 
-def dump_dom(url: str) -> str:
-    done = chromium("--dump-dom", url)
+@contextlib.contextmanager
+def dead_proxy():
+    """A loopback port that refuses connections (bound, never listening), held
+    while in use: as a proxy, it makes every fetch beyond this machine fail
+    (chromium never sends loopback addresses through a proxy)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def dump_dom(url: str, offline: bool = False) -> str:
+    with dead_proxy() as proxy:
+        done = chromium(*([f"--proxy-server={proxy}"] if offline else []), "--dump-dom", url)
     assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-2000:]
+    assert done.stdout.rstrip().endswith("</html>"), done.stdout[-500:]
     return done.stdout
 
 
@@ -225,6 +245,20 @@ def test_batch_page_in_a_browser(running_app):
         assert cells[3] in ("exec-1", "exec-2") and cells[9] == "SUCCESS"
     records_in = sum(records_of(cells[5]) for cells in tasks)
     assert records_in >= SIZES[2]
+    # Each task as the API has it: worker, duration, records in/out, shuffle read/write.
+    shown = {cells[0]: cells for cells in tasks}
+    for task in (t for job in detail["jobs"] for stage in job["stages"] for t in stage["tasks"]):
+        cells = shown[str(task["tid"])]
+        assert cells[3] == task["executor_id"]
+        assert cells[4] == f"{task['duration_ms']:,.1f} ms"
+        assert records_of(cells[5]) == task["records_in"]
+        assert records_of(cells[6]) == task["records_out"]
+        for cell, key in ((cells[7], "shuffle_read_bytes"), (cells[8], "shuffle_write_bytes")):
+            size, off_by = byte_size(cell)
+            assert abs(size - task[key]) <= off_by, (cell, key, task[key])
+    # The reduceByKey moved data through a shuffle, and the page shows it.
+    assert sum(byte_size(cells[8])[0] for cells in tasks) > 0
+    assert sum(byte_size(cells[7])[0] for cells in tasks) > 0
 
 
 def test_screenshot_of_the_streaming_page(running_app):
@@ -237,3 +271,112 @@ def test_screenshot_of_the_streaming_page(running_app):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(data[16:20], "big") == 1280 and int.from_bytes(data[20:24], "big") == 1400
     assert len(data) > 10 * 1024, f"a nearly blank screenshot ({len(data)} bytes)"
+
+
+def structure(text: str) -> dict:
+    """What a page is made of, whatever its numbers: its tables (id and first row's
+    headers), its charts, its links to other pages, whether it refreshes itself."""
+    dom = Dom(text)
+    return {"tables": {tid: [c for c in rows[0]["cells"] if not re.search(r"\d", c)] if rows else []
+                       for tid, rows in dom.tables.items()},
+            "charts": sorted(dom.svgs),
+            "nav": re.findall(r'<header>.*?</header>', text, re.S)[0].count("<a "),
+            "refresh": {"http-equiv": "refresh", "content": "2"} in dom.meta}
+
+
+def served(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=20) as response:
+        return response.read().decode()
+
+
+def test_pages_render_offline(running_app):
+    """Every page of the application renders in full with nothing reachable beyond
+    this machine, the same as served, and points nowhere outside."""
+    batch_ms = next(b["batch_ms"] for b in api(running_app, "/api/v1/batches") if b["records"])
+    job_id = api(running_app, f"/api/v1/batches/{batch_ms}")["jobs"][0]["job_id"]
+    rendered = {}
+    for path in ("/streaming", f"/batch/{batch_ms}", "/jobs", f"/job/{job_id}", "/workers"):
+        direct = served(running_app + path)
+        rendered[path] = dom = dump_dom(running_app + path, offline=True)
+        assert outside_references(dom) == [], path
+        shape = structure(dom)
+        assert shape == structure(direct), path
+        assert shape["refresh"] and shape["nav"] == 3 and shape["tables"], (path, shape)
+    # The charts are drawn, data points and all, without any script from anywhere.
+    streaming = rendered["/streaming"]
+    assert set(CHARTS) <= set(structure(streaming)["charts"])
+    assert "<script" not in streaming and streaming.count('class="dot"') > 0
+
+
+def test_workers_page_in_a_browser(running_app):
+    dom = Dom(dump_dom(running_app + "/workers"))
+    workers = {w["id"]: w for w in api(running_app, "/api/v1/workers")}
+    rows = [row["cells"] for row in dom.tables["workers"] if row["cells"][0] != "Worker"]
+    assert sorted(cells[0] for cells in rows) == sorted(workers) == ["exec-1", "exec-2"]
+    for cells in rows:
+        worker = workers[cells[0]]
+        # Worker, host, cores, ..., tasks done, tasks failed, last heartbeat, state
+        assert cells[1] == worker["host"] and cells[2] == str(worker["cores"]) == "1"
+        assert int(cells[8]) > 0 and cells[9] == "0"
+        assert re.fullmatch(r"\d+\.\d s ago", cells[10]) and float(cells[10].split()[0]) < 60
+        assert cells[11] == "ALIVE"
+
+
+SERVICE_JOB = """
+    from sluicegate.driver import SparkConf, SparkContext
+    sc = SparkContext(conf=SparkConf().setAppName("browser-job"))
+    print("SUM", sc.parallelize(range(100), 2).sum(), flush=True)
+    sc.stop()
+"""
+
+
+@pytest.fixture(scope="module")
+def service():
+    """A ``sluicegate driver`` with one worker, and one job it ran to the end."""
+    with tempfile.TemporaryDirectory(prefix="sluicegate-browser-cluster-") as tmp:
+        cluster = LocalCluster(Path(tmp))
+        try:
+            cluster.start_driver(extra=["--ui-port", "0"])
+            ui = wait_until(lambda: re.search(r"status pages at (http://\S+)",
+                                              cluster.log_text("driver.log")),
+                            30, what="the service's status page line").group(1)
+            cluster.start_worker("browser-worker", cores=2)
+            script = Path(tmp) / "browser_job.py"
+            script.write_text(textwrap.dedent(SERVICE_JOB))
+            done = cluster.submit(script, options=["--cores", "1", "--name", "browser-job"],
+                                  timeout_s=120)
+            assert done.returncode == 0 and "SUM 4950" in done.stdout, (
+                done.stdout, done.stderr, cluster.log_text("driver.log"))
+            yield ui
+        finally:
+            cluster.close()
+
+
+def test_cluster_service_pages_in_a_browser(service):
+    """The service's jobs and workers pages, rendered offline."""
+    [job] = api(service, "/api/v1/jobs")
+    text = dump_dom(service + "/cluster", offline=True)
+    assert outside_references(text) == []
+    dom = Dom(text)
+    assert {"http-equiv": "refresh", "content": "2"} in dom.meta
+    rows = [row["cells"] for row in dom.tables["cluster-jobs"] if row["cells"][0] != "Job"]
+    # Job, name, state, owner, started, ended, ...
+    assert rows == [[job["job_id"], "browser-job", "FINISHED", getpass.getuser(), *rows[0][4:]]]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", rows[0][4]) and rows[0][5] >= rows[0][4]
+    # Executors, cores wanted, running tasks, batches, failed batches: as the API has them.
+    assert rows[0][6] == str(len(job["executors"]))
+    for cell, key in zip(rows[0][7:11], ("cores_wanted", "running_tasks", "batches_completed",
+                                         "batches_failed")):
+        assert cell == ("-" if job.get(key) is None else str(job[key])), (key, cell, job)
+
+    [worker] = api(service, "/api/v1/workers")
+    text = dump_dom(service + "/workers", offline=True)
+    assert outside_references(text) == []
+    dom = Dom(text)
+    assert {"http-equiv": "refresh", "content": "2"} in dom.meta
+    [cells] = [row["cells"] for row in dom.tables["workers"] if row["cells"][0] != "Worker"]
+    assert cells[0] == worker["id"] == "browser-worker"
+    assert cells[1] == worker["host"] and cells[2] == "2" and cells[11] == "ALIVE"
+    assert re.fullmatch(r"\d+\.\d s ago", cells[10]) and float(cells[10].split()[0]) < 60
+    nav = [href for href in re.findall(r'<header>.*?</header>', text, re.S)[0].split('href="')[1:]]
+    assert [href.split('"')[0] for href in nav] == ["/cluster", "/workers"]

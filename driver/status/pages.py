@@ -200,11 +200,18 @@ def workers_page(workers: list[dict]) -> str:
 
 
 def cluster_jobs_page(jobs: list[dict]) -> str:
+    def count(job: dict, key: str) -> str:
+        return "-" if job.get(key) is None else f"{job[key]:,}"
+
     rows = [[esc(j["job_id"]), esc(j["name"]), esc(j["state"]), esc(j["owner"]),
              seconds_time(j["submitted"]), seconds_time(j["ended"]), esc(len(j["executors"])),
+             "-" if j.get("cores_wanted") is None else (f"{j['cores_wanted']:,}" if j["cores_wanted"]
+                                                       else "any"),
+             count(j, "running_tasks"), count(j, "batches_completed"), count(j, "batches_failed"),
              esc(j["driver_endpoint"]), esc(j["message"])] for j in jobs]
-    return table(["Job", "Name", "State", "Owner", "Started", "Ended", "Executors", "Driver",
-                  "Message"], rows, left={1, 2, 3, 7, 8},
+    return table(["Job", "Name", "State", "Owner", "Started", "Ended", "Executors", "Cores wanted",
+                  "Running tasks", "Batches", "Failed batches", "Driver", "Message"], rows,
+                 left={1, 2, 3, 11, 12},
                  row_classes=["failed" if j["state"] == "FAILED" else "" for j in jobs],
                  table_id="cluster-jobs")
 
