@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import threading
 import time
@@ -29,10 +30,15 @@ def load_engine(name: str):
 
 
 def tree_rss_mb(root: psutil.Process) -> dict:
-    """RSS of this driver and of its child processes (executors, JVM, Python workers)."""
+    """RSS of this driver and of its child processes (executors, JVM, Python workers).
+
+    The benchmark's own text server is a child too, but it is not the engine's.
+    """
     children = 0
     for child in root.children(recursive=True):
         try:
+            if "bench.text_server" in " ".join(child.cmdline()):
+                continue
             children += child.memory_info().rss
         except psutil.NoSuchProcess:
             pass
@@ -55,10 +61,16 @@ def sustained_memory(E, sc, rate: int, seconds: float, sample_s: float) -> dict:
     stop.set()
     sampler.join()
     steady = samples[len(samples) // 5:] or samples  # after warm-up
+    edge = max(1, len(steady) // 5)
+
     def growth(key):
-        first, last = steady[0][key], steady[-1][key]
+        # The steady phase's last fifth against its first: one noisy sample decides nothing.
+        first = statistics.median(s[key] for s in steady[:edge])
+        last = statistics.median(s[key] for s in steady[-edge:])
         return round(100.0 * (last - first) / first, 1) if first else None
+
     return {"rate": rate, "seconds": seconds, "samples": samples,
+            "driver_mb": round(steady[-1]["driver_mb"]), "children_mb": round(steady[-1]["children_mb"]),
             "driver_growth_pct": growth("driver_mb"), "children_growth_pct": growth("children_mb"),
             "keeps_up": result["keeps_up"]}
 
@@ -74,6 +86,7 @@ def run_plan(engine: str, plan: dict) -> dict:
         "near_empty": lambda p: w.near_empty(E, sc, **p),
         "small_batches": lambda p: w.small_batches(E, sc, **p),
         "update_state": lambda p: w.update_state(E, sc, **p),
+        "update_state_quarter": lambda p: w.update_state(E, sc, **p),
         "map_with_state": lambda p: w.map_with_state(E, sc, **p),
         "window": lambda p: [w.windowed(E, sc, window_slides=n, **p["params"]) for n in p["windows"]],
         "batch_wordcount": lambda p: w.batch_wordcount(E, sc, **p),

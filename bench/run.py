@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def plan_for(engine: str, quick: bool, long: bool, data_file: str, data_lines: int,
-             memory_rate: int | None = None) -> dict:
+def plan_for(engine: str, quick: bool, data_file: str, data_lines: int) -> dict:
     ours = engine == "sluicegate"
     plan = {
         "small_job": {"repeats": 10 if quick else 20},
@@ -51,10 +50,10 @@ def plan_for(engine: str, quick: bool, long: bool, data_file: str, data_lines: i
     }
     if not quick:
         plan["timeline"] = {"rate": 40_000, "seconds": 15}
+        # A quarter of the state: per-batch time should scale with state size.
+        plan["update_state_quarter"] = dict(plan["update_state"], keys=plan["update_state"]["keys"] // 4)
     if ours:
         plan["map_with_state"] = dict(plan["update_state"])
-    if long and memory_rate:
-        plan["memory"] = {"rate": memory_rate, "seconds": 600, "sample_s": 10}
     return plan
 
 
@@ -87,7 +86,7 @@ def _get(result: dict | None, *path, default=None):
 
 
 def _ratio(a, b, higher_is_better: bool) -> str:
-    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or not a or not b:
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or a <= 0 or b <= 0:
         return "-"
     return f"{(a / b) if higher_is_better else (b / a):.1f}x"
 
@@ -111,6 +110,9 @@ def table(ours: dict, theirs: dict | None, baseline: dict) -> list[tuple]:
     row("small RDD job (parallelize+reduceByKey+collect)", "ms", ("small_job", "median_ms"), False)
     row(f"updateStateByKey, {_get(ours, 'update_state', 'keys')} keys: per batch", "ms",
         ("update_state", "median_batch_ms"), False)
+    if _get(ours, "update_state_quarter"):
+        row(f"updateStateByKey, {_get(ours, 'update_state_quarter', 'keys')} keys: per batch", "ms",
+            ("update_state_quarter", "median_batch_ms"), False)
     row("mapWithState, same keys: per batch", "ms", ("map_with_state", "median_batch_ms"), False)
     for index, window in enumerate(_get(ours, "window") or []):
         if isinstance(window, dict):
@@ -120,7 +122,26 @@ def table(ours: dict, theirs: dict | None, baseline: dict) -> list[tuple]:
             rows.append((f"reduceByKeyAndWindow+inv, window {window['window_slides']} slides: per batch",
                          "ms", a, b, None, _ratio(a, b, False), "-"))
     row("batch word count from a file", "lines/s", ("batch_wordcount", "lines_per_s"), True)
+    if _get(ours, "memory"):
+        row("10-minute run at 80% of max rate: driver RSS", "MB", ("memory", "driver_mb"), False)
+        row("10-minute run: driver RSS growth", "%", ("memory", "driver_growth_pct"), False)
+        row("10-minute run: workers' RSS", "MB", ("memory", "children_mb"), False)
+        row("10-minute run: workers' RSS growth", "%", ("memory", "children_growth_pct"), False)
     return rows
+
+
+def workload_errors(result: dict | None) -> list[tuple[str, str]]:
+    """(workload, error) for every workload of an engine's run that failed."""
+    if not result:
+        return []
+    if "error" in result:
+        return [("run", result["error"])]
+    failed = []
+    for name, value in result.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and "error" in item:
+                failed.append((name, item["error"]))
+    return failed
 
 
 def print_table(rows: list[tuple], machine: str) -> None:
@@ -190,28 +211,29 @@ def main(argv: list[str] | None = None) -> int:
     baseline = plain_loop_rate(400_000 if args.quick else 1_000_000, 2)
     print("sluicegate...", file=sys.stderr, flush=True)
     ours = run_engine("sluicegate", sys.executable,
-                      plan_for("sluicegate", args.quick, False, str(data_file), data_lines))
+                      plan_for("sluicegate", args.quick, str(data_file), data_lines))
     theirs = None
     interpreter = None if args.no_pyspark else pyspark_python(args.pyspark_python)
     if interpreter:
         print("PySpark...", file=sys.stderr, flush=True)
         theirs = run_engine("pyspark", interpreter,
-                            plan_for("pyspark", args.quick, False, str(data_file), data_lines))
+                            plan_for("pyspark", args.quick, str(data_file), data_lines))
     else:
         print("(PySpark not importable: pip install -e '.[bench]'; showing sluicegate only)",
               file=sys.stderr)
     if args.long:
-        rate = int(0.8 * (_get(ours, "wordcount", "max_rate") or 100_000))
-        memory = run_engine("sluicegate", sys.executable,
-                            {"memory": {"rate": rate, "seconds": 600, "sample_s": 10}})
-        ours["memory"] = memory.get("memory", memory)
+        for result, engine, python in ((ours, "sluicegate", sys.executable), (theirs, "pyspark", interpreter)):
+            if result is None:
+                continue
+            rate = int(0.8 * (_get(result, "wordcount", "max_rate") or 50_000))
+            memory = run_engine(engine, python, {"memory": {"rate": rate, "seconds": 600, "sample_s": 10}})
+            result["memory"] = memory.get("memory", memory)
 
     rows = table(ours, theirs, baseline)
     print_table(rows, machine)
-    if _get(ours, "memory"):
-        print(f"\n10-minute run at {ours['memory'].get('rate')} lines/s: driver RSS growth "
-              f"{ours['memory'].get('driver_growth_pct')}%, executors "
-              f"{ours['memory'].get('children_growth_pct')}%")
+    for result, engine in ((ours, "sluicegate"), (theirs, "PySpark")):
+        for name, error in workload_errors(result):
+            print(f"\n{engine} {name} failed: {error}")
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
@@ -222,4 +244,4 @@ def main(argv: list[str] | None = None) -> int:
     for path in workdir.iterdir():
         path.unlink()
     workdir.rmdir()
-    return 0 if "error" not in ours else 1
+    return 1 if workload_errors(ours) else 0
