@@ -249,6 +249,40 @@ def test_shared_map_stage_between_two_jobs_runs_once():
     assert job3.succeeded
 
 
+def test_finished_jobs_leave_no_stage_holding_their_shuffle():
+    """A stage holds its shuffle dependency, and the shuffle's blocks are dropped
+    only once that dependency is garbage: a finished job must let go of it (a
+    streaming job makes a shuffle per batch), while its map outputs stay for reuse."""
+    import gc
+    import weakref
+
+    ctx = FakeContext()
+    dag = new_dag(ctx)
+    reduced = two_stage(ctx, maps=3, reduces=2)
+    job = submit(dag, reduced)
+    for _ in range(2):
+        for run in assign(dag, {A: 4, B: 4}):
+            succeed(dag, run)
+    assert job.succeeded
+    assert dag.stages == {} and dag.shuffle_stages == {}
+    [shuffle_id] = dag.map_outputs.shuffle_ids()
+    assert dag.map_outputs.is_available(shuffle_id)
+
+    dep = weakref.ref(reduced.dependencies[0])
+    del reduced, job
+    gc.collect()
+    assert dep() is None, "nothing in the scheduler may keep a finished job's shuffle alive"
+
+    failed = submit(dag, ctx.source(2).map(pair_with_mod).reduceByKey(operator.add, 2))
+    for _ in range(20):  # every attempt raises, until the job gives up
+        if failed.done:
+            break
+        for run in assign(dag, {A: 4, B: 4}):
+            fail(dag, run)
+    assert failed.done and not failed.succeeded
+    assert dag.stages == {} and dag.shuffle_stages == {} and dag.running == {}
+
+
 def test_fully_cached_rdd_skips_its_lineage():
     ctx = FakeContext()
     dag = new_dag(ctx)

@@ -26,7 +26,7 @@ from waiting import wait_until
 
 from conftest import executor_processes
 from sluicegate.common import config as cfg
-from sluicegate.common.protocol.executor import LaunchTask, PushBlock
+from sluicegate.common.protocol.executor import DropBlocks, LaunchTask, PushBlock
 from sluicegate.driver import (ManualClock, Receiver, SparkConf, StreamingContext,
                                StreamingListener)
 from sluicegate.driver.context.spark_context import parse_local_master, parse_master
@@ -56,6 +56,7 @@ class MessageTap:
         self.launches: Counter = Counter()                       # executor -> LaunchTasks
         self.attached: list[str] = []                             # blocks sent with a task
         self.pushed: dict[str, str] = {}                          # block id -> executor
+        self.dropped_shuffles: dict[str, set[int]] = defaultdict(set)  # executor -> shuffle ids
         self.endpoint.send = self._send
 
     def _send(self, identity: bytes, message) -> bool:
@@ -69,6 +70,8 @@ class MessageTap:
                     self.attached.extend(message.block_ids)
                 elif isinstance(message, PushBlock):
                     self.pushed[message.block_id] = executor
+                elif isinstance(message, DropBlocks):
+                    self.dropped_shuffles[executor].update(message.shuffle_ids)
         return sent
 
     def shipped_snapshot(self) -> dict[str, list[int]]:
@@ -428,6 +431,53 @@ def test_closures_are_shipped_once_per_executor_not_every_batch(own_context):
     assert first_ids and all_ids == first_ids, (sorted(first_ids), sorted(all_ids))
     # so what each executor received is bounded, whatever the number of batches
     assert all(len(ids) <= len(first_ids) for ids in after_twelve.values())
+
+
+# -- shuffles of finished batches are dropped ------------------------------------------------------------
+
+def test_each_batch_shuffle_is_dropped_once_the_batch_is_forgotten(sc):
+    """A streaming job makes a shuffle every batch; its blocks must leave the
+    executors once no RDD refers to it, or executors grow without bound."""
+    import gc
+
+    clock = ManualClock(0)
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    waiter = BatchWaiter()
+    ssc.addStreamingListener(waiter)
+    batches = [[f"w{i % 7}" for i in range(50)] for _ in range(15)]
+    counts = ssc.queueStream([sc.parallelize(b, 3) for b in batches]) \
+        .map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b)
+    collector = Collector(counts)
+    dag = sc._runtime.dag
+    before = set(dag.map_outputs.shuffle_ids())
+    made: set[int] = set()
+
+    def ours() -> set[int]:
+        return set(dag.map_outputs.shuffle_ids()) - before
+
+    def settled_to(most: int) -> bool:
+        gc.collect()  # shuffles are dropped when their dependency is garbage
+        return len(ours()) <= most
+
+    with MessageTap(sc) as tap:
+        ssc.start()
+        try:
+            for i in range(1, 16):
+                clock.set_ms(i * 1000)
+                assert waiter.wait_for(i * 1000, 60), waiter.completed
+                made |= ours()
+            wait_until(lambda: settled_to(3), 30, "old batches' shuffles to be dropped")
+        finally:
+            ssc.stop(stopSparkContext=False)
+        executors = {info.executor_id for info in sc._runtime.endpoint.registry.alive()}
+        dropped = {e: set(ids) for e, ids in tap.dropped_shuffles.items()}
+    assert [sorted(batch) for batch in collector.in_order()] == \
+        [sorted((f"w{k}", 50 // 7 + (k < 50 % 7)) for k in range(7))] * 15
+    assert len(made) >= 12, made  # one shuffle a batch
+    gone = made - ours()
+    assert len(gone) >= 12, (sorted(made), sorted(ours()))
+    for executor in executors:  # ... and every executor was told to drop their blocks
+        assert gone <= dropped.get(executor, set()), (executor, sorted(gone - dropped.get(executor, set())))
 
 
 # -- receiver listener events -------------------------------------------------------------------------------

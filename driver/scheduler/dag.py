@@ -356,8 +356,14 @@ class DAGScheduler:
             if task_set is not None:
                 task_set.zombie = True
             self.waiting.discard(stage.id)
-            if not stage.is_map_stage:
-                del self.stages[stage.id]
+            # A stage no job needs goes, map stages too (as Spark's cleanup of a
+            # job's independent stages): a stage holds its shuffle dependency, and
+            # the shuffle's blocks are dropped only once that dependency is garbage.
+            # Its map outputs stay registered, so a later job reading the same
+            # shuffle finds them through a fresh stage and skips the work.
+            del self.stages[stage.id]
+            if stage.is_map_stage and self.shuffle_stages.get(stage.shuffle_dep.shuffle_id) is stage:
+                del self.shuffle_stages[stage.shuffle_dep.shuffle_id]
         self.result_stage_of_job.pop(job.id, None)
         job.finish(error)
 
