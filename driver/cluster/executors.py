@@ -58,7 +58,8 @@ class ExecutorRegistry:
         return self.executors.get(executor_id)
 
     def alive(self) -> list[ExecutorInfo]:
-        return [e for e in self.executors.values() if e.alive]
+        # list() copies in one step under the GIL: other threads ask too (total cores)
+        return [e for e in list(self.executors.values()) if e.alive]
 
     def touch(self, executor_id: str, now: float) -> ExecutorInfo | None:
         info = self.executors.get(executor_id)

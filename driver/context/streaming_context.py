@@ -76,7 +76,8 @@ class StreamingContext:
             self._store_block, sparkContext._runtime.drop_driver_blocks, self._bus,
             block_interval_s=cfg.get_setting(conf, cfg.STREAMING_BLOCK_INTERVAL),
             max_rate=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_MAX_RATE),
-            restart_delay_s=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_RESTART_DELAY))
+            restart_delay_s=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_RESTART_DELAY),
+            spread=lambda: sparkContext._runtime.total_cores)
         self._stream_ids = itertools.count(0)
         self._generator = JobGenerator(self._clock, self._batch_ms, self._generate_batch)
         self._runner = BatchRunner(cfg.get_setting(conf, cfg.STREAMING_CONCURRENT_JOBS), self._bus,

@@ -3,7 +3,9 @@
 A ``BlockGenerator`` buffers what one receiver stores and cuts it into a
 block every block interval (and when stopped, so nothing is lost). Text from
 the socket receiver is kept as raw bytes: the driver never splits lines, the
-executors do. ``ReceivedBlockTracker`` holds each stream's blocks until a
+executors do. A large interval's data becomes one block per executor rather
+than one: each block is a task, and five blocks a batch on two executors
+would keep one of them idle for a fifth of every batch. ``ReceivedBlockTracker`` holds each stream's blocks until a
 batch time claims them.
 """
 from __future__ import annotations
@@ -65,6 +67,27 @@ class BlockGeneratorStopped(RuntimeError):
     """Data offered after the block generator stopped: it would reach no batch."""
 
 
+# Below these sizes an interval's data stays one block: a task per executor
+# would cost more than it spreads.
+SPREAD_MIN_BYTES = 64 * 1024
+SPREAD_MIN_RECORDS = 2_000
+
+
+def split_text(text: bytes, pieces: int) -> list[bytes]:
+    """``text`` (complete lines) in up to ``pieces`` runs of whole lines of about
+    equal size."""
+    parts, start = [], 0
+    for i in range(1, pieces):
+        end = text.find(b"\n", max(start, len(text) * i // pieces)) + 1
+        if end <= start:  # no newline left
+            break
+        parts.append(text[start:end])
+        start = end
+    if start < len(text):
+        parts.append(text[start:])
+    return parts
+
+
 class BlockGenerator:
     """Buffers one receiver's data and emits a block every ``interval_s``.
 
@@ -73,10 +96,11 @@ class BlockGenerator:
     """
 
     def __init__(self, stream_id: int, interval_s: float, max_rate: int,
-                 on_block: Callable[[ReceivedBlock], None]):
+                 on_block: Callable[[ReceivedBlock], None], spread: Callable[[], int] = lambda: 1):
         self.stream_id = stream_id
         self.interval_s = interval_s
         self.on_block = on_block
+        self.spread = spread  # how many blocks a large interval becomes (the executors)
         self.limiter = RateLimiter(max_rate)
         self._records: list = []
         self._text = bytearray()
@@ -138,9 +162,18 @@ class BlockGenerator:
             text, self._text = self._text, bytearray()
             lines, self._text_lines = self._text_lines, 0
         if records:
-            self._emit(dump_records(records), len(records))
+            pieces = max(1, min(self.spread(), len(records) // SPREAD_MIN_RECORDS))
+            step = -(-len(records) // pieces)
+            for i in range(0, len(records), step):
+                part = records[i:i + step]
+                self._emit(dump_records(part), len(part))
         if text:
-            self._emit(dump_lines(bytes(text)), lines)
+            pieces = max(1, min(self.spread(), len(text) // SPREAD_MIN_BYTES))
+            if pieces == 1:
+                self._emit(dump_lines(bytes(text)), lines)
+            else:
+                for part in split_text(bytes(text), pieces):
+                    self._emit(dump_lines(part), part.count(b"\n"))
 
     def _emit(self, data: bytes, count: int, swallow: bool = True, metadata: Any = None) -> None:
         block = ReceivedBlock(new_block_id(self.stream_id), self.stream_id, count, data, metadata)

@@ -28,14 +28,15 @@ log = logging.getLogger("sluicegate.streaming.receiver")
 class ReceiverSupervisor:
     def __init__(self, receiver: Receiver, stream_id: int, block_interval_s: float, max_rate: int,
                  restart_delay_s: float, on_block: Callable[[ReceivedBlock], None],
-                 bus: StreamingListenerBus, last_metadata_of: Callable[[int], object]):
+                 bus: StreamingListenerBus, last_metadata_of: Callable[[int], object],
+                 spread: Callable[[], int] = lambda: 1):
         self.receiver = receiver
         self.stream_id = stream_id
         self.name = type(receiver).__name__
         self.restart_delay_s = restart_delay_s
         self.bus = bus
         self.last_metadata_of = last_metadata_of
-        self.generator = BlockGenerator(stream_id, block_interval_s, max_rate, on_block)
+        self.generator = BlockGenerator(stream_id, block_interval_s, max_rate, on_block, spread)
         self.receiver_running = False
         self.restarts = 0
         self._stopped = threading.Event()
@@ -137,8 +138,10 @@ class ReceiverTracker:
 
     def __init__(self, store_block: Callable[[ReceivedBlock], None],
                  drop_blocks: Callable[[list[str]], None], bus: StreamingListenerBus,
-                 block_interval_s: float, max_rate: int, restart_delay_s: float):
+                 block_interval_s: float, max_rate: int, restart_delay_s: float,
+                 spread: Callable[[], int] = lambda: 1):
         self.store_block = store_block
+        self.spread = spread
         self.drop_blocks = drop_blocks
         self.bus = bus
         self.block_interval_s = block_interval_s
@@ -151,7 +154,7 @@ class ReceiverTracker:
     def add(self, receiver: Receiver, stream_id: int) -> None:
         self.supervisors.append(ReceiverSupervisor(
             receiver, stream_id, self.block_interval_s, self.max_rate, self.restart_delay_s,
-            self._on_block, self.bus, self.blocks.last_metadata.get))
+            self._on_block, self.bus, self.blocks.last_metadata.get, self.spread))
 
     def _on_block(self, block: ReceivedBlock) -> None:
         if self.wal is not None:

@@ -5,9 +5,11 @@ from itertools import chain
 from typing import Callable, Iterator
 
 from sluicegate.common.serializer import load_records
+from sluicegate.common.taskfuncs import identity
 
 from .blocks import FetchFailed, shuffle_block_id
 from .fetcher import PeerFetcher
+from .writer import combine_by_key
 
 
 class ShuffleReadResult:
@@ -64,19 +66,9 @@ def merge_blocks(block_lists: Iterator[list], combiner: tuple[Callable, Callable
     if combiner is None:
         return chain.from_iterable(block_lists)
     create, merge_value, merge_combiners = combiner
-    merged: dict = {}
-    if map_side_combined:
-        for records in block_lists:
-            for key, value in records:
-                if key in merged:
-                    merged[key] = merge_combiners(merged[key], value)
-                else:
-                    merged[key] = value
+    records = chain.from_iterable(block_lists)
+    if map_side_combined:  # the blocks hold combiners already
+        merged = combine_by_key(records, identity, merge_combiners)
     else:
-        for records in block_lists:
-            for key, value in records:
-                if key in merged:
-                    merged[key] = merge_value(merged[key], value)
-                else:
-                    merged[key] = create(value)
+        merged = combine_by_key(records, create, merge_value)
     return iter(merged.items())

@@ -6,9 +6,11 @@ one combiner per key, written as two msgpack columns straight from the dict.
 """
 from __future__ import annotations
 
+import operator
 from typing import Callable, Iterable, Iterator
 
 from sluicegate.common.hashing import portable_hash
+from sluicegate.common.taskfuncs import identity
 from sluicegate.common.serializer import dump_pairs, dump_records
 
 from .blocks import shuffle_block_id
@@ -16,18 +18,50 @@ from .blocks import shuffle_block_id
 _UNPACK_ERRORS = ("cannot unpack", "values to unpack")
 
 
+_MISSING = object()
+
+
+def _add(a, b):
+    return a + b
+
+
+def adds(fn: Callable) -> bool:
+    """Is ``fn`` plain addition of its two arguments: ``operator.add``, or a
+    function compiled to exactly ``return a + b`` (``lambda a, b: a + b``)?"""
+    if fn is operator.add:
+        return True
+    code = getattr(fn, "__code__", None)
+    return (code is not None and code.co_code == _add.__code__.co_code
+            and code.co_argcount == 2 and not code.co_freevars
+            and not getattr(fn, "__defaults__", None))
+
+
 def combine_by_key(pairs: Iterable, create: Callable, merge: Callable) -> dict:
-    """Fold ``(key, value)`` pairs into ``{key: combiner}``."""
+    """Fold ``(key, value)`` pairs into ``{key: combiner}``.
+
+    reduceByKey(add) -- the word count -- merges with ``+`` inline rather than
+    a call per record (the same operation on the same operands; if it raises,
+    the user's function is called to raise it, so the traceback shows their
+    code).
+    """
     combined: dict = {}
+    get = combined.get
+    inline_add = create is identity and adds(merge)
+    old = value = _MISSING
     try:
-        for key, value in pairs:
-            if key in combined:
-                combined[key] = merge(combined[key], value)
-            else:
-                combined[key] = create(value)
+        if inline_add:
+            for key, value in pairs:
+                old = get(key, _MISSING)
+                combined[key] = value if old is _MISSING else old + value
+        else:
+            for key, value in pairs:
+                old = get(key, _MISSING)
+                combined[key] = create(value) if old is _MISSING else merge(old, value)
     except (TypeError, ValueError) as exc:
         if any(s in str(exc) for s in _UNPACK_ERRORS):
             raise TypeError(f"a key-value operation needs (key, value) pairs: {exc}") from exc
+        if inline_add and old is not _MISSING:
+            merge(old, value)
         raise
     return combined
 
