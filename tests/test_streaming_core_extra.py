@@ -201,6 +201,25 @@ def test_sigterm_stops_gracefully_and_loses_no_stored_record(tmp_path):
     assert not killed, "executors outlived the gracefully stopped driver"
 
 
+def test_a_signal_restores_the_old_handlers_before_the_graceful_stop(own_context):
+    """The stop runs on a thread of its own, which may not touch signal handlers:
+    the handler itself puts the old ones back, so a second signal is not ignored."""
+    sc = own_context("local[1]", **{cfg.STREAMING_STOP_GRACEFULLY_ON_SHUTDOWN: "true"})
+    original = signal.getsignal(signal.SIGTERM)
+    ssc = StreamingContext(sc, 0.2)
+    ssc.queueStream([], default=sc.parallelize([1])).foreachRDD(lambda rdd: rdd.count())
+    ssc.start()
+    try:
+        assert signal.getsignal(signal.SIGTERM) is not original  # else SIGTERM would end pytest
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert ssc.awaitTerminationOrTimeout(60), "the signal did not stop the context"
+        assert signal.getsignal(signal.SIGTERM) is original
+        assert signal.getsignal(signal.SIGINT) is not None
+    finally:
+        ssc.stop(stopSparkContext=False)
+        signal.signal(signal.SIGTERM, original)
+
+
 def test_graceful_stop_timeout_setting():
     setting = cfg.SETTINGS[cfg.STREAMING_GRACEFUL_STOP_TIMEOUT]
     assert setting.key == "spark.streaming.gracefulStopTimeout"

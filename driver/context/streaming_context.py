@@ -376,6 +376,9 @@ class StreamingContext:
 
         def on_signal(signum, frame):
             log.warning("signal %s: stopping the streaming context gracefully", signum)
+            # Handlers run on the main thread, the only one that may restore them: a
+            # second signal then takes the old way (Ctrl-C twice ends a stuck stop).
+            self._restore_signal_handlers()
             threading.Thread(target=self.stop, kwargs={"stopSparkContext": True,
                                                        "stopGraceFully": True},
                              name="graceful-stop", daemon=True).start()
