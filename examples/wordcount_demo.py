@@ -38,7 +38,6 @@ def serve_text(server: socket.socket, stop: threading.Event) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("sluicegate.streaming.batches").setLevel(logging.INFO)
     server = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
     threading.Thread(target=serve_text, args=(server, stop), daemon=True).start()
