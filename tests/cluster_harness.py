@@ -18,6 +18,7 @@ import ast
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -232,6 +233,13 @@ class LocalCluster:
     def log_text(self, name: str) -> str:
         path = self.logs / name
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def ui_url(self, timeout_s: float = 30.0) -> str:
+        """The service's status page address, from the line it logs when it serves them."""
+        found = wait_until(lambda: re.search(r"status pages at (http://\S+)",
+                                             self.log_text("driver.log")),
+                           timeout_s, what="the service's status page line")
+        return found.group(1)
 
     # -- services ----------------------------------------------------------------------
     def start_driver(self, timeout_s: float = 30.0, extra: list[str] = (),

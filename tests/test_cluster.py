@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import textwrap
@@ -341,7 +340,7 @@ def test_status_and_jobs_as_text_show_running_tasks_and_batches(cluster, tmp_pat
         return busy
     wait_until(busy_workers, 30, what="memory used and task times of the busy workers")
     # And in the service's JSON API, which its workers and jobs pages show.
-    ui = re.search(r"status pages at (http://\S+)", cluster.log_text("driver.log")).group(1)
+    ui = cluster.ui_url()
 
     def api(path):
         with urllib.request.urlopen(ui + path, timeout=20) as response:

@@ -912,10 +912,7 @@ def service_run():
         cluster = LocalCluster(Path(tmp))
         try:
             cluster.start_driver(extra=["--ui-port", "0"])
-            match = wait_until(lambda: re.search(r"status pages at (http://\S+)",
-                                                 cluster.log_text("driver.log")),
-                               30, what="the service's status page line")
-            cluster.ui = match.group(1)
+            cluster.ui = cluster.ui_url()
             cluster.start_worker("obs-worker", cores=2)
             script = Path(tmp) / "progress_job.py"
             script.write_text(textwrap.dedent(PROGRESS_SCRIPT))

@@ -337,9 +337,7 @@ def service():
         cluster = LocalCluster(Path(tmp))
         try:
             cluster.start_driver(extra=["--ui-port", "0"])
-            ui = wait_until(lambda: re.search(r"status pages at (http://\S+)",
-                                              cluster.log_text("driver.log")),
-                            30, what="the service's status page line").group(1)
+            ui = cluster.ui_url()
             cluster.start_worker("browser-worker", cores=2)
             script = Path(tmp) / "browser_job.py"
             script.write_text(textwrap.dedent(SERVICE_JOB))
