@@ -144,7 +144,7 @@ def read_latest(directory: str | Path, expected_fingerprint: str | None,
                 ) -> StreamingCheckpoint | None:
     """The newest readable checkpoint in ``directory``; None if there is none.
 
-    A torn or corrupt newest file falls back to the one before it; an
+    ``expected_shape()`` returns the current graph's ``graph_shape``. A torn or corrupt newest file falls back to the one before it; an
     incompatible version or a different application is refused: another setup
     fingerprint, or -- ``expected_shape()`` is called only once a checkpoint
     passed every other check -- a graph of another shape.
@@ -172,9 +172,8 @@ def read_latest(directory: str | Path, expected_fingerprint: str | None,
                 "setup function (the DStream graph) changed since. Recovering would run the old "
                 "code. Delete the checkpoint directory to start afresh, or restore the old code.")
         if expected_shape is not None and header.get("shape") is not None:
-            now = expected_shape()
+            now = expected_shape()  # as graph_shape gives it: as the header carries it
             if now is not None:
-                now = msgpack.unpackb(msgpack.packb(now))  # as the header carries it
                 difference = shape_difference(header["shape"], now)
                 if difference is not None:
                     raise CheckpointError(

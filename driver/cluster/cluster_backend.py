@@ -73,9 +73,7 @@ class ClusterBackend:
                     send(sock, registration)
                     next_register = now + (REREGISTER_S if self._registered.is_set() else 0.5)
                 if self._registered.is_set() and now >= next_report:
-                    report = self._report()
-                    if report is not None:
-                        send(sock, report)
+                    send(sock, self._report())
                     next_report = now + REPORT_S
                 if not sock.poll(100, zmq.POLLIN):
                     continue
@@ -93,22 +91,17 @@ class ClusterBackend:
         finally:
             sock.close(linger=0)
 
-    def _report(self) -> ApplicationStatus | None:
-        """This job's executors and batches, as the service shows them (None: not now)."""
+    def _report(self) -> ApplicationStatus:
+        """This job's executors and batches, as the service shows them."""
         executors = []
         if self.endpoint is not None:
             # Read outside the loop thread that owns the registry, so that a busy loop never
-            # holds this thread (and the registrations) up. The fields read are replaced
-            # whole, not changed in place; copying the registry's dict while an executor
-            # registers may raise RuntimeError, and then this report is skipped.
-            try:
-                executors = [[e.executor_id, len(e.running),
-                              int(max((r[2] for r in e.running_report), default=0)),
-                              int(e.memory_used), int(e.rss_bytes)]
-                             for e in list(self.endpoint.registry.executors.values()) if e.alive]
-            except Exception as exc:  # noqa: BLE001 - a report is not worth this thread
-                log.debug("no executor report this time: %r", exc)
-                return None
+            # holds this thread (and the registrations) up: ``alive()`` copies the registry
+            # in one step, and the fields read are replaced whole, never changed in place.
+            executors = [[e.executor_id, len(e.running),
+                          int(max((r[2] for r in e.running_report), default=0)),
+                          int(e.memory_used), int(e.rss_bytes)]
+                         for e in self.endpoint.registry.alive()]
         return ApplicationStatus(self.job_id, executors, self.batches.completed,
                                  self.batches.failed)
 

@@ -456,7 +456,7 @@ def _secret(conf: dict, master: MasterSpec) -> bytes:
     if conf.get(cfg.SECRET_FILE):
         return read_secret_file(conf[cfg.SECRET_FILE])
     host = str(conf.get(cfg.DRIVER_BIND_ADDRESS, "127.0.0.1")).strip()
-    if host in ("", "*") or not is_loopback(host):  # ("" binds every address)
+    if not is_loopback(host):  # "" and "*" included: they bind every address
         # Without a secret chosen on purpose, nothing listens beyond loopback.
         raise SecurityError(
             f"refusing to bind the driver to {host or '*'} (spark.driver.bindAddress) without a "

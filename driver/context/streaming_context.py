@@ -154,7 +154,7 @@ class StreamingContext:
         def current_shape() -> dict:
             ssc = _call_setup(setupFunc)
             built.append(ssc)
-            return ssc._graph.shape()
+            return metadata.graph_shape(ssc._graph)
 
         try:
             checkpoint = metadata.read_latest(checkpointPath, stamp, current_shape)
