@@ -39,6 +39,9 @@ from ..scheduler.stages import lineage_rdds
 from ..status.metrics import AppMetrics
 from ..status.server import AppStatusSource, StatusServer
 from .conf import SparkConf
+from .files import FileDistribution
+from .hadoop_input import HadoopInputs
+from .job_control import JobControl
 
 log = logging.getLogger("sluicegate.driver")
 
@@ -82,7 +85,7 @@ def parse_local_master(master: str) -> tuple[int, int | None]:
     return n, (int(failures) if failures else None)
 
 
-class SparkContext:
+class SparkContext(FileDistribution, JobControl, HadoopInputs):
     """Main entry point for sluicegate functionality (PySpark's ``SparkContext``).
 
     >>> sc = SparkContext(conf=SparkConf().setMaster("local[3]").setAppName("demo"))

@@ -19,6 +19,7 @@ from sluicegate.common.storagelevel import StorageLevel
 from ..checkpoint.rdd_ref import CheckpointedRDD
 from ..rdd.base import RDD
 from .ops import StreamOp, Transformed, duration_ms, to_ms
+from .hadoop_output import HadoopFileOutputs
 from .output import Outputs
 from .pairs import PairOperations
 from .stateful import StatefulOperations
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from ..context.streaming_context import StreamingContext
 
 
-class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOperations, Outputs):
+class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOperations, Outputs,
+              HadoopFileOutputs):
     """A Discretized Stream (PySpark's ``DStream``): a continuous sequence of
     RDDs of the same type, one per batch interval."""
 

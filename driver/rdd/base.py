@@ -14,9 +14,12 @@ from sluicegate.common.storagelevel import StorageLevel
 
 from .actions import Actions
 from .dependencies import Dependency, ShuffleDependency
+from .hadoop_output import HadoopOutputs
 from .lineage import Lineage
 from .pairs import PairFunctions
 from .partitioner import Partitioner
+from .sampling import Sampling
+from .statistics import Statistics
 from .transformations import Transformations
 
 if TYPE_CHECKING:
@@ -35,7 +38,7 @@ def rdd_block_id(rdd_id: int, split: int) -> str:
     return f"rdd_{rdd_id}_{split}"
 
 
-class RDD(Transformations, Actions, PairFunctions):
+class RDD(Transformations, Actions, PairFunctions, Sampling, Statistics, HadoopOutputs):
     """A Resilient Distributed Dataset (PySpark's ``RDD``): the basic abstraction.
 
     Transformations return new RDDs lazily; actions run a job on the
