@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start a standalone sluicegate cluster: the driver service here, a worker on every
 # host listed in the hosts file (one per line, # comments), over ssh -- like Spark's
-# sbin/start-all.sh. Stop it with stop-cluster.sh.
+# sbin/start-all.sh. Hosts that name this machine (localhost, 127.x, ::1) are started
+# directly, without ssh. If anything fails to start, everything this run started is
+# stopped again and the script exits non-zero. Stop a running cluster with stop-cluster.sh.
 #
 # Usage: deploy/start-cluster.sh [HOSTS_FILE]      (default: $SLUICEGATE_HOSTS_FILE,
 #                                                    else deploy/workers)
@@ -66,8 +68,31 @@ for _ in $(seq 1 60); do
     fi
     sleep 0.5
 done
+if ! "$bin" status --driver "$driver_host:$port" "${secret_args[@]}" >/dev/null 2>&1; then
+    echo "start-cluster: the driver did not answer on $driver_host:$port within 30 s" \
+         "(see $run_dir/driver.out); stopping it" >&2
+    "$here/stop-cluster.sh" /dev/null >&2 || true
+    exit 1
+fi
 
 # -- a worker on each listed host ---------------------------------------------------------
+# On any failure from here on, stop what this run started: the workers that did start and
+# the driver, so that a failed start leaves nothing behind.
+started_hosts="$run_dir/workers.starting"
+: >"$started_hosts"
+undo() {
+    echo "start-cluster: stopping what was started" >&2
+    "$here/stop-cluster.sh" "$started_hosts" >&2 || true
+    rm -f "$started_hosts"
+}
+# Runs a shell command on a host: directly for this machine, over ssh for the others.
+on_host() {
+    case "$1" in
+        localhost|127.*|::1) bash -c "$2" </dev/null ;;
+        # shellcheck disable=SC2086
+        *) $ssh_cmd $ssh_opts "$1" "$2" </dev/null ;;
+    esac
+}
 quote() { printf '%q ' "$@"; }
 index=0
 status=0
@@ -77,6 +102,7 @@ while read -r line || [[ -n "$line" ]]; do
     host="$(echo "$host" | xargs)"
     [[ -z "$host" ]] && continue
     index=$((index + 1))
+    echo "$host" >>"$started_hosts"   # stop-cluster.sh numbers workers by line, as here
     case "$host" in
         localhost|127.*|::1) worker_host=127.0.0.1 ;;
         *) worker_host="$host" ;;
@@ -93,8 +119,7 @@ while read -r line || [[ -n "$line" ]]; do
         ${SLUICEGATE_WORKER_OPTS:-})"
     command+=">>$(quote "$run_dir/$name.out") 2>&1 </dev/null & echo \$! >$(quote "$run_dir/$name.pid")"
     # All hosts at once, as Spark's scripts do.
-    # shellcheck disable=SC2086
-    (if $ssh_cmd $ssh_opts "$host" "$command" </dev/null; then
+    (if on_host "$host" "$command"; then
         echo "$name: started on $host"
     else
         echo "start-cluster: could not start a worker on $host" >&2
@@ -105,6 +130,27 @@ done <"$hosts_file"
 for start in "${starts[@]}"; do
     wait "$start" || status=1
 done
-cp "$hosts_file" "$run_dir/workers.hosts"
+
+# A worker that was launched can still exit at once (a bad option, a port in use, the
+# wrong secret): wait until every one of them has registered with the driver.
+if [[ "$status" -eq 0 && "$index" -gt 0 ]]; then
+    registered=0
+    for _ in $(seq 1 "${SLUICEGATE_START_WAIT_STEPS:-120}"); do
+        registered=$("$bin" status --json --driver "$driver_host:$port" "${secret_args[@]}" 2>/dev/null \
+            | python3 -c 'import json, sys; print(sum(w["alive"] for w in json.load(sys.stdin)["workers"]))' \
+            2>/dev/null || echo 0)
+        [[ "$registered" -ge "$index" ]] && break
+        sleep 0.5
+    done
+    if [[ "$registered" -lt "$index" ]]; then
+        echo "start-cluster: only $registered of $index workers registered with the driver" \
+             "(see $run_dir/worker-*.out)" >&2
+        status=1
+    fi
+fi
+if [[ "$status" -ne 0 ]]; then
+    undo
+    exit "$status"
+fi
+mv "$started_hosts" "$run_dir/workers.hosts"
 echo "cluster: sluicegate status --driver $driver_host:$port${secret_args:+ --secret-file $SLUICEGATE_SECRET_FILE}"
-exit "$status"

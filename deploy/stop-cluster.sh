@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stop what start-cluster.sh started: the workers (over ssh, on the hosts it used)
-# and then the driver service here. Each stops its own executors and jobs.
+# Stop what start-cluster.sh started: the workers (on the hosts it used: over ssh, or
+# directly for this machine's localhost, 127.x and ::1) and then the driver service
+# here. Each stops its own executors and jobs.
 #
 # Usage: deploy/stop-cluster.sh [HOSTS_FILE]   (default: the hosts start-cluster.sh used)
 # Settings: SLUICEGATE_RUN_DIR, SSH, SSH_OPTS as for start-cluster.sh.
@@ -12,6 +13,13 @@ ssh_cmd="${SSH:-ssh}"
 ssh_opts="${SSH_OPTS:--o StrictHostKeyChecking=accept-new -o ConnectTimeout=10}"
 
 quote() { printf '%q ' "$@"; }
+on_host() {
+    case "$1" in
+        localhost|127.*|::1) bash -c "$2" </dev/null ;;
+        # shellcheck disable=SC2086
+        *) $ssh_cmd $ssh_opts "$1" "$2" </dev/null ;;
+    esac
+}
 # Ends the process in a pid file: SIGTERM, then SIGKILL after 30 s (an exited process
 # that nobody has reaped yet counts as gone).
 stop_pid_file='f="$1"; [ -s "$f" ] || exit 0; pid=$(cat "$f")
@@ -30,8 +38,7 @@ if [[ -r "$hosts_file" ]]; then
         [[ -z "$host" ]] && continue
         index=$((index + 1))
         command="sh -c $(quote "$stop_pid_file") stop $(quote "$run_dir/worker-$index.pid")"
-        # shellcheck disable=SC2086
-        (if $ssh_cmd $ssh_opts "$host" "$command" </dev/null; then
+        (if on_host "$host" "$command"; then
             echo "worker-$index: stopped on $host"
         else
             echo "stop-cluster: could not stop the worker on $host" >&2

@@ -235,63 +235,115 @@ def test_scripts_pass_bash_n(script):
 
 
 FAKE_SSH = """#!/usr/bin/env bash
-# ssh stand-in: records the call, drops the options, runs the command here.
+# ssh stand-in: records the call, drops the options, and runs the command here as if on the
+# named host (its --host becomes loopback). A host called deadhost is unreachable.
 echo "$*" >> "$FAKE_SSH_LOG"
 while [[ $# -gt 0 && "$1" == -* ]]; do if [[ "$1" == -o ]]; then shift 2; else shift; fi; done
-shift
-exec bash -c "$*"
+host="$1"; shift
+if [[ "$host" == deadhost ]]; then echo "ssh: connect to host deadhost: refused" >&2; exit 255; fi
+command="$*"
+exec bash -c "${command//--host $host /--host 127.0.0.1 }"
 """
 
 
-def test_start_and_stop_cluster_over_ssh(tmp_path):
+def cluster_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     fake_ssh = tmp_path / "fake-ssh"
     fake_ssh.write_text(FAKE_SSH)
     fake_ssh.chmod(0o755)
-    hosts = tmp_path / "workers"
-    hosts.write_text("# the workers\nlocalhost\n\nlocalhost   # a second one\n")
-    run_dir = tmp_path / "run"
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLUICEGATE_", "PYTEST_"))}
     env.update({"SLUICEGATE_HOME": str(tmp_path / "home"), "SSH": str(fake_ssh),
-                "FAKE_SSH_LOG": str(tmp_path / "ssh.log"), "SLUICEGATE_RUN_DIR": str(run_dir),
-                "SLUICEGATE_DRIVER_PORT": str(port), "SLUICEGATE_BIN": SLUICEGATE,
-                "SLUICEGATE_WORKER_OPTS": "--cores 1"})
-    pid_files = [run_dir / "driver.pid", run_dir / "worker-1.pid", run_dir / "worker-2.pid"]
+                "FAKE_SSH_LOG": str(tmp_path / "ssh.log"),
+                "SLUICEGATE_RUN_DIR": str(tmp_path / "run"),
+                "SLUICEGATE_DRIVER_PORT": str(free_port()), "SLUICEGATE_BIN": SLUICEGATE,
+                "SLUICEGATE_WORKER_OPTS": "--cores 1", **extra})
+    return env
 
-    def started() -> list[psutil.Process]:
-        found = []
-        for pid_file in pid_files:
-            try:
-                proc = psutil.Process(int(pid_file.read_text()))
-                found += [proc, *proc.children(recursive=True)]
-            except (OSError, ValueError, psutil.NoSuchProcess):
-                pass
-        return found
 
+def ssh_calls(tmp_path: Path) -> list[str]:
+    log = tmp_path / "ssh.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def started_processes(run_dir: Path) -> list[psutil.Process]:
+    found = []
+    for pid_file in run_dir.glob("*.pid"):
+        try:
+            proc = psutil.Process(int(pid_file.read_text()))
+            found += [proc, *proc.children(recursive=True)]
+        except (OSError, ValueError, psutil.NoSuchProcess):
+            pass
+    return found
+
+
+def alive_workers(env: dict[str, str]) -> list[str]:
+    status = subprocess.run([SLUICEGATE, "status", "--json", "--driver",
+                             f"127.0.0.1:{env['SLUICEGATE_DRIVER_PORT']}"], env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0, status.stderr
+    return sorted(w["worker_id"] for w in json.loads(status.stdout)["workers"] if w["alive"])
+
+
+@pytest.mark.parametrize("hosts, over_ssh", [
+    (["localhost", "127.0.0.1"], []),          # this machine: started directly, no ssh
+    (["localhost", "sshhost"], ["sshhost"]),   # another host: over ssh
+])
+def test_start_and_stop_cluster(tmp_path, hosts, over_ssh):
+    env = cluster_env(tmp_path)
+    hosts_file = tmp_path / "workers"
+    hosts_file.write_text("# the workers\n" + "\n\n".join(f"{h}   # one" for h in hosts) + "\n")
+    run_dir = tmp_path / "run"
+    procs: list[psutil.Process] = []
     try:
-        done = subprocess.run([str(DEPLOY / "start-cluster.sh"), str(hosts)], env=env,
-                              capture_output=True, text=True, timeout=90)
+        done = subprocess.run([str(DEPLOY / "start-cluster.sh"), str(hosts_file)], env=env,
+                              capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
-        calls = (tmp_path / "ssh.log").read_text().splitlines()
-        assert len(calls) == 2 and all(" localhost " in call for call in calls)
-
-        def workers():
-            status = subprocess.run([SLUICEGATE, "status", "--json", "--driver",
-                                     f"127.0.0.1:{port}"], env=env, capture_output=True,
-                                    text=True, timeout=30)
-            assert status.returncode == 0, status.stderr
-            alive = sorted(w["worker_id"] for w in json.loads(status.stdout)["workers"]
-                           if w["alive"])
-            return alive if len(alive) == 2 else None
-        assert wait_until(workers, 30, what="both workers") == ["localhost-1", "localhost-2"]
-        procs = started()
-        assert len(procs) == 3
+        calls = ssh_calls(tmp_path)
+        assert len(calls) == len(over_ssh)
+        assert all(any(f" {h} " in call for h in over_ssh) for call in calls)
+        expected = sorted(f"{h}-{i}" for i, h in enumerate(hosts, 1))
+        assert wait_until(lambda: alive_workers(env) == expected or None, 30,
+                          what="both workers")
+        procs = started_processes(run_dir)
+        assert len({p.pid for p in procs if "worker" in " ".join(p.cmdline())
+                    and "executor" not in " ".join(p.cmdline())}) == 2
 
         stopped = subprocess.run([str(DEPLOY / "stop-cluster.sh")], env=env, capture_output=True,
                                  text=True, timeout=120)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         _, alive = psutil.wait_procs(procs, timeout=30)
         assert not alive
-        assert not any(p.exists() for p in pid_files)
+        assert not list(run_dir.glob("*.pid"))
     finally:
-        kill_tree(started(), grace_s=3)
+        kill_tree(procs or started_processes(run_dir), grace_s=3)
+
+
+@pytest.mark.parametrize("hosts, options, why", [
+    (["localhost", "deadhost"], "--cores 1", "could not start a worker on deadhost"),
+    (["localhost"], "--cores 1 --memory nonsense", "only 0 of 1 workers registered"),
+])
+def test_a_failed_start_stops_everything_it_started(tmp_path, hosts, options, why):
+    env = cluster_env(tmp_path, SLUICEGATE_WORKER_OPTS=options, SLUICEGATE_START_WAIT_STEPS="20")
+    hosts_file = tmp_path / "workers"
+    hosts_file.write_text("\n".join(hosts) + "\n")
+    run_dir = tmp_path / "run"
+    seen: list[psutil.Process] = []
+    try:
+        proc = subprocess.Popen([str(DEPLOY / "start-cluster.sh"), str(hosts_file)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Remember what it starts, to check that all of it is gone afterwards.
+        while proc.poll() is None:
+            seen += [p for p in started_processes(run_dir) if p not in seen]
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0, out + err
+        assert why in err
+        assert "stopping what was started" in err
+        assert seen, "the driver was never seen running"
+        _, alive = psutil.wait_procs(seen, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+        assert not list(run_dir.glob("*.pid"))
+    finally:
+        kill_tree(seen + started_processes(run_dir), grace_s=3)
