@@ -243,7 +243,8 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
                 "the application's data. Set spark.authenticate.secret (or "
                 "spark.authenticate.secret.file), or keep spark.ui.bindAddress at 127.0.0.1.")
         try:
-            source = AppStatusSource(self.appName, self._runtime.status, self._metrics, self._runtime)
+            source = AppStatusSource(self.appName, self._runtime.status, self._metrics, self._runtime,
+                                     self.applicationId)
             server = StatusServer(source, host, cfg.get_setting(conf, cfg.UI_PORT)).start()
         except OSError as exc:  # a busy port must not stop the application
             log.warning("status pages disabled: %s", exc)

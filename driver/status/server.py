@@ -18,7 +18,7 @@ from typing import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from . import pages
+from . import pages, spark_api
 
 log = logging.getLogger("sluicegate.status")
 
@@ -30,8 +30,9 @@ class AppStatusSource:
 
     kind = "app"
 
-    def __init__(self, name: str, store, metrics, runtime):
+    def __init__(self, name: str, store, metrics, runtime, app_id: str = "app"):
         self.name = name
+        self.app_id = app_id
         self.store = store
         self.metrics = metrics
         self.runtime = runtime
@@ -144,6 +145,9 @@ def _routes(source) -> list[tuple[re.Pattern, Callable]]:
             (r"/api/v1/jobs/(\d+)", lambda m: _or_404(store.job_detail(int(m.group(1))),
                                                       lambda d: ("application/json", pages.as_json(d)))),
         ]
+        routes += spark_api.routes(spark_api.SparkRestApi(source),
+                                   lambda data: ("application/json", pages.as_json(data)),
+                                   lambda why: ("404", why.encode()))
     else:
         routes += [
             (r"/cluster", page("Submitted jobs", lambda m: pages.cluster_jobs_page(source.cluster_jobs()),
