@@ -75,6 +75,27 @@ def sustained_memory(E, sc, rate: int, seconds: float, sample_s: float) -> dict:
             "keeps_up": result["keeps_up"]}
 
 
+def with_peak_rss(fn) -> dict:
+    """Run ``fn`` (returning a dict) and add the peak RSS of the engine's
+    child processes while it ran (executors; PySpark: the JVM and its Python workers)."""
+    me = psutil.Process()
+    peak = {"children_mb": 0.0}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.1):
+            peak["children_mb"] = max(peak["children_mb"], tree_rss_mb(me)["children_mb"])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = fn()
+    finally:
+        stop.set()
+        sampler.join()
+    return {**result, "peak_children_mb": round(peak["children_mb"])}
+
+
 def run_plan(engine: str, plan: dict) -> dict:
     E = load_engine(engine)
     sc = w.make_context(E)
@@ -91,6 +112,9 @@ def run_plan(engine: str, plan: dict) -> dict:
         "window": lambda p: [w.windowed(E, sc, window_slides=n, **p["params"]) for n in p["windows"]],
         "batch_wordcount": lambda p: w.batch_wordcount(E, sc, **p),
         "memory": lambda p: sustained_memory(E, sc, **p),
+        "many_partitions": lambda p: [
+            with_peak_rss(lambda n=n, parts=parts: w.many_partition_shuffle(E, sc, n, parts))
+            for n, parts in p["runs"]],
     }
     for name, params in plan.items():
         if name not in steps:

@@ -47,6 +47,9 @@ def plan_for(engine: str, quick: bool, data_file: str, data_lines: int) -> dict:
                               "words_per_batch": 20_000 if quick else 50_000,
                               "measure_batches": 3 if quick else 8}},
         "batch_wordcount": {"path": data_file, "lines": data_lines},
+        # issue 11: P map tasks into P reduce partitions, 100 records a map task at 10,000
+        "many_partitions": {"runs": [[100_000, 1_000]] if quick
+                            else [[100_000, 1_000], [1_000_000, 10_000]]},
     }
     if not quick:
         plan["timeline"] = {"rate": 40_000, "seconds": 15}
@@ -122,6 +125,19 @@ def table(ours: dict, theirs: dict | None, baseline: dict) -> list[tuple]:
             rows.append((f"reduceByKeyAndWindow+inv, window {window['window_slides']} slides: per batch",
                          "ms", a, b, None, _ratio(a, b, False), "-"))
     row("batch word count from a file", "lines/s", ("batch_wordcount", "lines_per_s"), True)
+    for index, run in enumerate(_get(ours, "many_partitions") or []):
+        if isinstance(run, dict) and "partitions" in run:
+            theirs_runs = _get(theirs, "many_partitions") if theirs else None
+            other = theirs_runs[index] if isinstance(theirs_runs, list) and \
+                len(theirs_runs) > index and isinstance(theirs_runs[index], dict) else {}
+            label = f"reduceByKey {run['partitions']:,} -> {run['partitions']:,} partitions, " \
+                    f"{run['records']:,} records"
+            rows.append((label, "s", run.get("seconds"), other.get("seconds"), None,
+                         _ratio(run.get("seconds"), other.get("seconds"), False), "-"))
+            rows.append((f"  ... peak RSS of the engine's child processes", "MB",
+                         run.get("peak_children_mb"), other.get("peak_children_mb"), None,
+                         _ratio(run.get("peak_children_mb"), other.get("peak_children_mb"), False),
+                         "-"))
     if _get(ours, "memory"):
         row("10-minute run at 80% of max rate: driver RSS", "MB", ("memory", "driver_mb"), False)
         row("10-minute run: driver RSS growth", "%", ("memory", "driver_growth_pct"), False)
@@ -197,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", action="store_true", help="add the 10-minute memory run")
     parser.add_argument("--pyspark-python", help="interpreter that has pyspark (default: this one)")
     parser.add_argument("--no-pyspark", action="store_true", help="measure sluicegate alone")
+    parser.add_argument("--only", help="comma-separated workloads to run, e.g. many_partitions")
     args = parser.parse_args(argv)
 
     machine = (f"{platform.node()}: {psutil.cpu_count()} cores, "
@@ -207,17 +224,23 @@ def main(argv: list[str] | None = None) -> int:
     data_file = workdir / "lines.txt"
     data_file.write_text("\n".join(zipf_lines(data_lines)) + "\n")
 
-    print("plain two-process Python loop...", file=sys.stderr, flush=True)
-    baseline = plain_loop_rate(400_000 if args.quick else 1_000_000, 2)
+    only = set(args.only.split(",")) if args.only else None
+
+    def plan(engine: str) -> dict:
+        full = plan_for(engine, args.quick, str(data_file), data_lines)
+        return {k: v for k, v in full.items() if only is None or k in only}
+
+    baseline = {"lines_per_s": None}
+    if only is None or "wordcount" in only:
+        print("plain two-process Python loop...", file=sys.stderr, flush=True)
+        baseline = plain_loop_rate(400_000 if args.quick else 1_000_000, 2)
     print("sluicegate...", file=sys.stderr, flush=True)
-    ours = run_engine("sluicegate", sys.executable,
-                      plan_for("sluicegate", args.quick, str(data_file), data_lines))
+    ours = run_engine("sluicegate", sys.executable, plan("sluicegate"))
     theirs = None
     interpreter = None if args.no_pyspark else pyspark_python(args.pyspark_python)
     if interpreter:
         print("PySpark...", file=sys.stderr, flush=True)
-        theirs = run_engine("pyspark", interpreter,
-                            plan_for("pyspark", args.quick, str(data_file), data_lines))
+        theirs = run_engine("pyspark", interpreter, plan("pyspark"))
     else:
         print("(PySpark not importable: pip install -e '.[bench]'; showing sluicegate only)",
               file=sys.stderr)

@@ -288,3 +288,17 @@ def small_job_latency(E, sc, repeats: int) -> dict:
         sc.parallelize(range(1000), 4).map(lambda x: (x % 10, 1)).reduceByKey(add).collect()
         times.append((time.perf_counter() - started) * 1000)
     return {"median_ms": round(percentile(times, 0.5), 2), "p99_ms": round(percentile(times, 0.99), 2)}
+
+
+# -- 7. a shuffle into many partitions ----------------------------------------------------
+
+def many_partition_shuffle(E, sc, records: int, partitions: int) -> dict:
+    """``parallelize(range(records), P).map(x -> (x, 1)).reduceByKey(add, P).count()``:
+    P map tasks each writing P reduce partitions (issue 11's 10,000 x 10,000)."""
+    started = time.perf_counter()
+    distinct = sc.parallelize(range(records), partitions).map(lambda x: (x, 1)) \
+        .reduceByKey(add, partitions).count()
+    elapsed = time.perf_counter() - started
+    if distinct != records:
+        raise AssertionError(f"{distinct} keys, expected {records}")
+    return {"records": records, "partitions": partitions, "seconds": round(elapsed, 2)}

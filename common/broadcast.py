@@ -30,6 +30,9 @@ def install_block_reader(reader: Callable[[str], bytes]) -> None:
 class Broadcast:
     """A broadcast variable created with ``SparkContext.broadcast()``."""
 
+    # ``Broadcast[List[str]]`` in annotations, as PySpark's generic Broadcast allows.
+    __class_getitem__ = classmethod(__import__("types").GenericAlias)
+
     def __init__(self, broadcast_id: int, value: Any = _UNSET, on_release: Callable | None = None):
         self._id = broadcast_id
         self._value = value

@@ -35,6 +35,10 @@ LOCAL_RESPAWN = "spark.sluicegate.local.respawnExecutors"
 LOCAL_MAX_RESPAWNS = "spark.sluicegate.local.maxRespawns"
 BLOCK_MEMORY_LIMIT = "spark.sluicegate.blocks.memoryLimit"
 FETCH_TIMEOUT = "spark.sluicegate.shuffle.fetchTimeout"
+REDUCER_MAX_SIZE_IN_FLIGHT = "spark.reducer.maxSizeInFlight"
+PYTHON_WORKER_MEMORY = "spark.python.worker.memory"
+# Keys the driver hands each executor when it registers (ExecutorRegistered.conf).
+EXECUTOR_KEYS = (REDUCER_MAX_SIZE_IN_FLIGHT, PYTHON_WORKER_MEMORY)
 WORK_DIR = "spark.sluicegate.workDir"
 
 UI_ENABLED = "spark.ui.enabled"
@@ -49,6 +53,10 @@ STREAMING_STOP_GRACEFULLY_ON_SHUTDOWN = "spark.streaming.stopGracefullyOnShutdow
 STREAMING_GRACEFUL_STOP_TIMEOUT = "spark.streaming.gracefulStopTimeout"
 STREAMING_WAL_ENABLE = "spark.streaming.receiver.writeAheadLog.enable"
 STREAMING_RECEIVER_RESTART_DELAY = "spark.streaming.receiverRestartDelay"
+RECEIVER_MAX_LINE_BYTES = "spark.sluicegate.receiver.maxLineBytes"
+
+NETWORK_HANDSHAKE_TIMEOUT = "spark.sluicegate.network.handshakeTimeout"
+NETWORK_MAX_PENDING_CONNECTIONS = "spark.sluicegate.network.maxPendingConnections"
 
 
 # -- value parsing -----------------------------------------------------------
@@ -133,6 +141,10 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     Setting(BLOCK_MEMORY_LIMIT, "512m", parse_size_bytes,
             "bytes of blocks an executor keeps in memory before spilling to disk"),
     Setting(FETCH_TIMEOUT, "30s", _duration("s"), "a shuffle fetch without reply fails after this"),
+    Setting(REDUCER_MAX_SIZE_IN_FLIGHT, "48m", parse_size_bytes,
+            "shuffle bytes a reduce task has requested from peers and not yet merged"),
+    Setting(PYTHON_WORKER_MEMORY, "512m", parse_size_bytes,
+            "memory a task's shuffle aggregation may use before spilling it to disk"),
     Setting(UI_ENABLED, True, parse_bool, "serve the status pages, REST API and /metrics"),
     Setting(UI_PORT, 4040, int, "status page port (the next free one if taken; 0: any)"),
     Setting(UI_BIND_ADDRESS, "127.0.0.1", str, "status page address (beyond loopback needs a secret)"),
@@ -147,6 +159,12 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     Setting(STREAMING_WAL_ENABLE, False, parse_bool, "receiver write-ahead log"),
     Setting(STREAMING_RECEIVER_RESTART_DELAY, "2s", _duration("ms"),
             "delay before a failed receiver is restarted"),
+    Setting(RECEIVER_MAX_LINE_BYTES, "64m", parse_size_bytes,
+            "socketTextStream drops (and counts) a line longer than this"),
+    Setting(NETWORK_HANDSHAKE_TIMEOUT, "10s", _duration("s"),
+            "a connection that has not authenticated within this is closed"),
+    Setting(NETWORK_MAX_PENDING_CONNECTIONS, 64, int,
+            "connections per listening port that may be mid-handshake at once (0: no cap)"),
 ]}
 
 
@@ -158,3 +176,53 @@ def get_setting(conf: Mapping[str, Any], key: str) -> Any:
         return setting.parse(raw)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad value for {key}: {raw!r} ({exc})") from None
+
+
+# -- flow control and elasticity (keys read by driver/scheduler/flow_control.py and
+# driver/scheduler/allocation_manager.py) ----------------------------------------------
+BACKPRESSURE_ENABLED = "spark.streaming.backpressure.enabled"
+BACKPRESSURE_INITIAL_RATE = "spark.streaming.backpressure.initialRate"
+BACKPRESSURE_ESTIMATOR = "spark.streaming.backpressure.rateEstimator"
+BACKPRESSURE_PID_PROPORTIONAL = "spark.streaming.backpressure.pid.proportional"
+BACKPRESSURE_PID_INTEGRAL = "spark.streaming.backpressure.pid.integral"
+BACKPRESSURE_PID_DERIVED = "spark.streaming.backpressure.pid.derived"
+BACKPRESSURE_PID_MIN_RATE = "spark.streaming.backpressure.pid.minRate"
+MAX_QUEUED_BATCHES = "spark.sluicegate.maxQueuedBatches"
+RECEIVER_MAX_BUFFER_BYTES = "spark.sluicegate.receiver.maxBufferBytes"
+RECEIVER_ISOLATION = "spark.sluicegate.receiver.isolation"
+DYN_ALLOCATION_ENABLED = "spark.streaming.dynamicAllocation.enabled"
+DYN_ALLOCATION_SCALING_INTERVAL = "spark.streaming.dynamicAllocation.scalingInterval"
+DYN_ALLOCATION_UP_RATIO = "spark.streaming.dynamicAllocation.scalingUpRatio"
+DYN_ALLOCATION_DOWN_RATIO = "spark.streaming.dynamicAllocation.scalingDownRatio"
+DYN_ALLOCATION_MIN_EXECUTORS = "spark.streaming.dynamicAllocation.minExecutors"
+DYN_ALLOCATION_MAX_EXECUTORS = "spark.streaming.dynamicAllocation.maxExecutors"
+
+
+def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None or v == "" else parse(v)
+
+
+SETTINGS.update({s.key: s for s in [
+    Setting(BACKPRESSURE_ENABLED, False, parse_bool,
+            "set each input stream's rate from the last batches' delays (PID)"),
+    Setting(BACKPRESSURE_INITIAL_RATE, None, _optional(float),
+            "records/s each input stream may take before the first estimate (default: no limit)"),
+    Setting(BACKPRESSURE_ESTIMATOR, "pid", str, "the rate estimator (only 'pid')"),
+    Setting(BACKPRESSURE_PID_PROPORTIONAL, 1.0, float, "PID: weight of the current error"),
+    Setting(BACKPRESSURE_PID_INTEGRAL, 0.2, float, "PID: weight of the scheduling delay"),
+    Setting(BACKPRESSURE_PID_DERIVED, 0.0, float, "PID: weight of the error's change"),
+    Setting(BACKPRESSURE_PID_MIN_RATE, 100.0, float, "PID: the lowest rate it sets (records/s)"),
+    Setting(MAX_QUEUED_BATCHES, 10, int,
+            "batches generated and not finished at most; the next waits (0: no cap)"),
+    Setting(RECEIVER_MAX_BUFFER_BYTES, "128m", parse_size_bytes,
+            "bytes a receiver may have stored that no batch has finished with; store() waits"),
+    Setting(RECEIVER_ISOLATION, "thread", str,
+            "where receivers run: 'thread' (driver threads) or 'process' (a process each)"),
+    Setting(DYN_ALLOCATION_ENABLED, False, parse_bool, "scale executors with batch processing time"),
+    Setting(DYN_ALLOCATION_SCALING_INTERVAL, "60s", _duration("s"), "how often to decide"),
+    Setting(DYN_ALLOCATION_UP_RATIO, 0.9, float, "add executors at processing/interval >= this"),
+    Setting(DYN_ALLOCATION_DOWN_RATIO, 0.3, float, "remove one at processing/interval <= this"),
+    Setting(DYN_ALLOCATION_MIN_EXECUTORS, None, _optional(int), "fewest executors (default 1)"),
+    Setting(DYN_ALLOCATION_MAX_EXECUTORS, None, _optional(int),
+            "most executors (default: local[N]'s N, or no cap on a cluster)"),
+]})

@@ -45,3 +45,28 @@ class TaskContext:
 def set_current(context: "TaskContext | None") -> None:
     """The executor marks the task it is running (``None`` when idle)."""
     _current.context = context
+
+
+# -- only the driver may have a SparkContext ------------------------------------------
+
+CONTEXT_ONLY_VALID_ON_DRIVER = (
+    "[CONTEXT_ONLY_VALID_ON_DRIVER] It appears that you are attempting to reference "
+    "SparkContext from a broadcast variable, action, or transformation. SparkContext can only "
+    "be used on the driver, not in code that runs on workers. For more information, see "
+    "SPARK-5063.")
+"""PySpark's message when a SparkContext is created where a task runs."""
+
+_executor_process = False
+
+
+def mark_executor_process() -> None:
+    """An executor process says so once at start: all code in it, task threads
+    or any other, runs on a worker."""
+    global _executor_process
+    _executor_process = True
+
+
+def assert_on_driver() -> None:
+    """Raise PySpark's error if the caller runs on an executor, or inside a task."""
+    if _executor_process or TaskContext.get() is not None:
+        raise RuntimeError(CONTEXT_ONLY_VALID_ON_DRIVER)

@@ -6,6 +6,11 @@ same operation every batch reuses one cached function id. Helpers that
 capture a value are small classes with that value as state; any zero value
 is deep-copied before use, because an executor reuses a cached closure for
 every task and a shared mutable zero would leak between tasks.
+
+A partition function marked ``reads_whole_partition`` has read all of its
+input whenever it returns normally, and keeps nothing but its result; the
+executor then checks that input once, after the call, for a ``StopIteration``
+that ended it early (writers are not marked: they must fail before writing).
 """
 from __future__ import annotations
 
@@ -17,7 +22,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from . import storage
 from .resultiterable import ResultIterable
+
+
+def reads_whole_partition(fn: Callable) -> Callable:
+    """Mark a partition function that reads its whole input before it returns."""
+    fn.reads_whole_partition = True
+    return fn
 
 
 def identity(x):
@@ -153,6 +165,7 @@ def min_by(key, a, b):
     return a if key(a) <= key(b) else b
 
 
+@reads_whole_partition
 def count_partition(iterator: Iterable) -> list[int]:
     n = 0
     for _ in iterator:
@@ -160,14 +173,17 @@ def count_partition(iterator: Iterable) -> list[int]:
     return [n]
 
 
+@reads_whole_partition
 def sum_partition(iterator: Iterable) -> list:
     return [sum(iterator)]
 
 
+@reads_whole_partition
 def glom_partition(iterator: Iterable) -> list[list]:
     return [list(iterator)]
 
 
+@reads_whole_partition
 def nothing(iterator: Iterable) -> list:
     for _ in iterator:
         pass
@@ -209,6 +225,8 @@ class TakeUpTo:
 class FoldPartition:
     """``fold``/``aggregate`` of one partition from a fresh copy of the zero."""
 
+    reads_whole_partition = True
+
     def __init__(self, zero: Any, op: Callable):
         self.zero = zero
         self.op = op
@@ -223,6 +241,8 @@ class FoldPartition:
 
 class ReducePartition:
     """``reduce`` of one partition; an empty partition yields nothing."""
+
+    reads_whole_partition = True
 
     def __init__(self, op: Callable):
         self.op = op
@@ -251,6 +271,8 @@ class ZeroThen:
 
 
 class ForeachRecord:
+    reads_whole_partition = True
+
     def __init__(self, fn: Callable):
         self.fn = fn
 
@@ -439,6 +461,10 @@ def first_group(groups):
 def write_part_atomically(directory: str, index: int, write: Callable) -> str:
     """Write ``part-NNNNN`` in ``directory`` via a temporary name, so a reader
     never sees half a part; ``write(file)`` writes the content."""
+    if storage.is_remote(directory):  # an fsspec URL: one whole upload (common.storage)
+        name = f"part-{index:05d}"
+        storage.write_file(storage.join(directory, name), write)
+        return name
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"part-{index:05d}"

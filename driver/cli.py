@@ -3,6 +3,7 @@
     sluicegate driver [--host H] [--port 7077] [--secret-file F]
     sluicegate worker --driver HOST:PORT [--cores N] [--memory SIZE]
     sluicegate submit --driver HOST:PORT [--py-files a.py,b.zip] [--cores N] job.py [args...]
+    sluicegate logs JOB [--follow] [--tail N] [--executors]
     sluicegate jobs | kill JOB | status   (each with --driver HOST:PORT)
 
 Without ``--secret-file`` everything stays on this machine (loopback) and
@@ -15,20 +16,28 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from sluicegate.common.auth import SecurityError, check_bind_allowed, is_loopback, resolve_secret
-from sluicegate.common.config import parse_size_bytes
+from sluicegate.common.auth import (
+    SecurityError, check_bind_allowed, default_secret_path, is_loopback, resolve_secret)
+from sluicegate.common.config import parse_duration_s, parse_size_bytes
 from sluicegate.common.protocol.cluster import (
-    ClusterStatusRequest, JobAccepted, JobEnded,
-    JobOutput, JobRejected, KillJob, ListJobs, Ping, SubmitJob)
+    AttachJob, ClusterStatusRequest, CommandResult, JobAccepted, JobEnded, JobOutput, JobRejected,
+    JobStatusPages, JobUnknown, KillJob, ListJobs, SubmitJob)
+
+from .cli_output import ATTACH_EVERY_S, SERVICE_SILENCE_S, JobOutputWriter
 
 DEFAULT_DRIVER = os.environ.get("SLUICEGATE_DRIVER", "127.0.0.1:7077")
-SERVICE_SILENCE_S = 30.0
+REACH_TIMEOUT_S = 2.0  # an unreachable driver is reported within this (plus start-up)
+
+
+class UsageError(Exception):
+    """Bad input on the command line: one line saying what and where, exit status 2."""
 
 
 def _logging(level: str, log_file: str | None) -> None:
@@ -40,13 +49,31 @@ def _logging(level: str, log_file: str | None) -> None:
 
 
 def _driver_host(address: str) -> str:
-    return address.rsplit(":", 1)[0]
+    return address.rsplit(":", 1)[0].strip("[]")
+
+
+def check_driver_address(address: str) -> tuple[str, int]:
+    """``--driver HOST:PORT`` as host and port; ``UsageError`` saying what is wrong, or
+    that the host name does not resolve (at once, rather than after a silent wait)."""
+    host, colon, port = address.strip().rpartition(":")
+    host = host.strip("[]")  # an IPv6 address in brackets
+    if not colon or not host:
+        raise UsageError(f"--driver {address!r} is not HOST:PORT (e.g. 127.0.0.1:7077)")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--driver {address!r}: the port {port!r} is not a number from 1 to 65535")
+    try:
+        socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageError(f"--driver {address!r}: the host name {host!r} does not resolve "
+                         f"({exc.strerror})") from None
+    return host, int(port)
 
 
 def _client(args):
-    from .cluster.client import ServiceClient
+    from .cluster.client import ServiceClient, check_reachable
 
     secret, _ = resolve_secret(args.secret_file, _driver_host(args.driver), create=False)
+    check_reachable(args.driver, REACH_TIMEOUT_S)
     return ServiceClient(args.driver, secret)
 
 
@@ -55,7 +82,7 @@ def _client(args):
 def cmd_driver(args) -> int:
     from sluicegate.common.transport import Transport, advertised_host
 
-    from .cluster.service import ClusterService
+    from .cluster.service import ClusterService, WorkDirInUse
 
     _logging(args.log_level, args.log_file)
     try:
@@ -63,15 +90,39 @@ def cmd_driver(args) -> int:
     except ValueError as exc:
         print(f"sluicegate driver: --executor-memory: {exc}", file=sys.stderr)
         return 2
+    try:
+        job_output_bytes = parse_size_bytes(args.job_output_limit)
+    except ValueError as exc:
+        print(f"sluicegate driver: --job-output-limit: {exc}", file=sys.stderr)
+        return 2
+    try:
+        worker_retention_s = parse_duration_s(args.worker_retention, "s")
+    except ValueError as exc:
+        print(f"sluicegate driver: --worker-retention: {exc}", file=sys.stderr)
+        return 2
     secret, explicit = resolve_secret(args.secret_file, args.host, create=True)
     if args.ui_port >= 0 and not explicit and not is_loopback(args.ui_host):
         raise SecurityError(f"refusing to serve the status pages on {args.ui_host} without a "
                             "shared secret: pass --secret-file FILE, or keep --ui-host 127.0.0.1")
     transport = Transport(secret)
-    work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="sluicegate-driver-"))
-    service = ClusterService(transport, args.host, args.port, work_dir,
-                             args.advertise_host or advertised_host(args.host),
-                             executor_memory=args.executor_memory)
+    # The default work dir is the same for every start on this port, so that a restarted
+    # service finds the jobs the last one started.
+    if args.work_dir:
+        work_dir = Path(args.work_dir)
+    elif args.port:
+        work_dir = default_secret_path().parent / f"driver-{args.port}"
+    else:
+        work_dir = Path(tempfile.mkdtemp(prefix="sluicegate-driver-"))
+    try:
+        service = ClusterService(transport, args.host, args.port, work_dir,
+                                 args.advertise_host or advertised_host(args.host),
+                                 executor_memory=args.executor_memory,
+                                 job_output_bytes=job_output_bytes, keep_jobs=args.keep_jobs,
+                                 worker_retention_s=worker_retention_s)
+    except WorkDirInUse as exc:
+        print(f"sluicegate driver: {exc}", file=sys.stderr)
+        transport.close()
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -114,10 +165,16 @@ def cmd_worker(args) -> int:
     except ValueError as exc:
         print(f"sluicegate worker: --memory: {exc}", file=sys.stderr)
         return 2
+    try:
+        executor_log_bytes = parse_size_bytes(args.executor_log_limit)
+    except ValueError as exc:
+        print(f"sluicegate worker: --executor-log-limit: {exc}", file=sys.stderr)
+        return 2
     work_dir = Path(args.work_dir or tempfile.gettempdir()) / "sluicegate-worker"
     daemon = WorkerDaemon(f"tcp://{args.driver}", secret, args.cores or os.cpu_count() or 1,
                           memory, work_dir, args.host, args.advertise_host or advertised_host(args.host),
-                          args.worker_id, log_file=args.log_file)
+                          args.worker_id, log_file=args.log_file,
+                          executor_log_bytes=executor_log_bytes)
     install_stop_signals(daemon)
     return daemon.run()
 
@@ -141,7 +198,8 @@ def cmd_submit(args) -> int:
         answer = client.request(SubmitJob(
             args.name or script.stem, script.name, list(args.args), args.cores,
             [p.name for p in py_files], args.detach, args.quiet,
-            payload=[script.read_bytes()] + [p.read_bytes() for p in py_files]), timeout_s=30)
+            payload=[script.read_bytes()] + [p.read_bytes() for p in py_files],
+            supervise=args.supervise), timeout_s=30)
         if isinstance(answer, JobRejected):
             print(f"sluicegate submit: rejected: {answer.reason}", file=sys.stderr)
             return 1
@@ -154,7 +212,7 @@ def cmd_submit(args) -> int:
             return 0
         if not args.quiet:
             print(f"submitted {job_id}", file=sys.stderr, flush=True)
-        return _stream_job(client, job_id)
+        return _stream_job(client, job_id, announce_pages=not args.quiet)
     except ServiceUnavailable as exc:
         print(f"sluicegate submit: {exc}", file=sys.stderr)
         return 1
@@ -162,13 +220,23 @@ def cmd_submit(args) -> int:
         client.close()
 
 
-def _stream_job(client, job_id: str) -> int:
-    """Print the job's output as it comes; end with its status. Ctrl-C kills the job."""
+def _stream_job(client, job_id: str, announce_pages: bool = True) -> int:
+    """Print the job's output as it comes; end with its status. Ctrl-C kills the job.
+
+    Whenever the service has been quiet for ``ATTACH_EVERY_S`` the stream attaches again
+    with the offsets it has: a service restarted meanwhile then sends the rest of the output
+    (each byte once) and the job's end, or says that it does not know the job.
+    ``announce_pages``: print where the job's status pages are, once its driver said so
+    (the port moves on when 4040 is taken, so this line is how a user finds them)."""
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     kill_sent_at = None
+    writer = JobOutputWriter("sluicegate submit", {"stdout": 0, "stderr": 0},
+                             "were dropped before they could be sent")
+    offsets = writer.offsets
+    announced: set[str] = set()
     last_heard = time.monotonic()
-    next_ping = time.monotonic() + 5
+    next_attach = last_heard + ATTACH_EVERY_S
     try:
         while True:
             if interrupted.is_set() and kill_sent_at is None:
@@ -181,20 +249,23 @@ def _stream_job(client, job_id: str) -> int:
             now = time.monotonic()
             if message is None:
                 if now - last_heard > SERVICE_SILENCE_S:
-                    print(f"sluicegate submit: lost the driver service; {job_id} may still run",
-                          file=sys.stderr)
+                    print(f"sluicegate submit: lost the driver service; {job_id} may still run "
+                          f"(`sluicegate jobs` shows it once the service is back)", file=sys.stderr)
                     return 1
-                if now >= next_ping:
-                    client.send(Ping(client.next_nonce()))
-                    next_ping = now + 5
+                if now >= next_attach:
+                    client.send(AttachJob(job_id, offsets["stdout"], offsets["stderr"]))
+                    next_attach = now + ATTACH_EVERY_S
                 continue
             last_heard = now
-            if isinstance(message, JobOutput):
-                out = sys.stdout.buffer if message.stream == "stdout" else sys.stderr.buffer
-                for chunk in message.payload:
-                    out.write(bytes(chunk))
-                out.flush()
-            elif isinstance(message, JobEnded):
+            next_attach = now + ATTACH_EVERY_S
+            if isinstance(message, JobOutput) and message.job_id == job_id:
+                writer.write(message)
+            elif isinstance(message, JobStatusPages) and message.job_id == job_id:
+                if announce_pages and message.ui_url not in announced:
+                    announced.add(message.ui_url)
+                    print(f"sluicegate: {message.app_name} ({job_id}): status pages at "
+                          f"{message.ui_url}", file=sys.stderr, flush=True)
+            elif isinstance(message, JobEnded) and message.job_id == job_id:
                 if message.state != "FINISHED":
                     print(f"{job_id} {message.state.lower()}"
                           f"{': ' + message.message if message.message else ''}",
@@ -204,6 +275,13 @@ def _stream_job(client, job_id: str) -> int:
                 if message.exit_code > 0:
                     return message.exit_code
                 return 0 if message.state == "FINISHED" else 1
+            elif isinstance(message, JobUnknown) and message.job_id == job_id:
+                print(f"sluicegate submit: the driver service at {client.address} does not know "
+                      f"{job_id} ({message.message}; was it restarted with another --work-dir?): "
+                      "the job's exit status is unknown", file=sys.stderr)
+                return 1
+            elif isinstance(message, CommandResult) and not message.ok and kill_sent_at is not None:
+                print(f"sluicegate submit: {message.message}", file=sys.stderr, flush=True)
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -227,14 +305,19 @@ def _size(n: int) -> str:
 
 
 def _job_lines(jobs: list[dict]) -> list[str]:
+    """The jobs as a table; UI is where a running job's status pages are."""
+    width = max([len(job.get("ui_url") or "-") for job in jobs] + [2])
     lines = [f"{'JOB':10} {'STATE':9} {'EXECUTORS':>9} {'TASKS':>5} {'BATCHES':>8} "
-             f"{'OWNER':10} NAME"]
+             f"{'OWNER':10} {'UI':{width}} NAME"]
     for job in jobs:
         batches = job.get("batches_completed", 0)
         failed = job.get("batches_failed", 0)
         shown = f"{batches}" + (f" ({failed} failed)" if failed else "")
         lines.append(f"{job['job_id']:10} {job['state']:9} {len(job['executors']):>9} "
-                     f"{job.get('running_tasks', 0):>5} {shown:>8} {job['owner']:10} {job['name']}"
+                     f"{job.get('running_tasks', 0):>5} {shown:>8} {job['owner']:10} "
+                     f"{job.get('ui_url') or '-':{width}} {job['name']}"
+                     + (f"  (supervised, restarted {job.get('restarts', 0)}x)"
+                        if job.get("supervised") else "")
                      + (f"  ({job['message']})" if job.get("message") else ""))
     return lines
 
@@ -248,8 +331,32 @@ def cmd_jobs(args) -> int:
     return 0
 
 
+def cmd_logs(args) -> int:
+    from .cli_output import executor_logs, job_logs
+
+    client = _client(args)
+    try:
+        if args.executors:
+            return executor_logs(client, args.job, args.tail, args.follow)
+        return job_logs(client, args.job, args.tail, args.follow)
+    except KeyboardInterrupt:  # stops following; the job goes on
+        return 130
+    finally:
+        client.close()
+
+
 def cmd_kill(args) -> int:
     answer = _ask(args, KillJob(args.job))
+    print(answer.message, file=sys.stdout if answer.ok else sys.stderr)
+    return 0 if answer.ok else 1
+
+
+def cmd_rebalance(args) -> int:
+    from sluicegate.common.protocol.elastic import RebalanceJob
+
+    if args.cores < 1:
+        raise UsageError(f"--cores must be at least 1, got {args.cores}")
+    answer = _ask(args, RebalanceJob(args.job, args.cores))
     print(answer.message, file=sys.stdout if answer.ok else sys.stderr)
     return 0 if answer.ok else 1
 
@@ -266,7 +373,8 @@ def cmd_status(args) -> int:
         cores = f"{w['cores_used']}/{w['cores']}"
         memory = f"{_size(w.get('memory_used', 0))}/{_size(w['memory_bytes'])}"
         print(f"{w['worker_id']:24} {w['host']:15} {cores:>7} {w.get('running_tasks', 0):>5} "
-              f"{memory:>19} {w['last_heartbeat_s_ago']:>8}s {'alive' if w['alive'] else 'lost'}")
+              f"{memory:>19} {w['last_heartbeat_s_ago']:>8}s "
+              f"{w.get('state') or ('alive' if w['alive'] else 'lost')}")
     running = [j for j in answer.jobs if j["state"] == "RUNNING"]
     print(f"{len(running)} jobs running, {len(answer.jobs) - len(running)} ended")
     for line in _job_lines(answer.jobs):
@@ -276,77 +384,165 @@ def cmd_status(args) -> int:
 
 # -- the parser -------------------------------------------------------------------------
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless it says it already or has none
+    (a flag's default is its absence)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool) \
+                or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("sluicegate")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sluicegate", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="sluicegate", description=__doc__.split("\n\n")[0],
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sluicegate {version()}",
+                        help="print sluicegate's version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="what to run (`sluicegate COMMAND --help` for more)")
+
+    def command(name: str, help_text: str, run) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help_text, description=help_text,
+                                formatter_class=_HelpFormatter)
+        p.set_defaults(run=run)
+        return p
 
     def secret_option(p):
         p.add_argument("--secret-file", default=os.environ.get("SLUICEGATE_SECRET_FILE"),
-                       help="file holding the cluster's shared secret (chmod 600); without it "
-                            "only this machine can take part")
+                       metavar="FILE",
+                       help="file holding the cluster's shared secret (chmod 600; env "
+                            "SLUICEGATE_SECRET_FILE); without it only this machine can take "
+                            "part, with the secret the driver keeps in ~/.sluicegate/secret")
 
     def driver_option(p):
         p.add_argument("--driver", default=DEFAULT_DRIVER, metavar="HOST:PORT",
-                       help=f"the driver service (default {DEFAULT_DRIVER})")
+                       help="the driver service (env SLUICEGATE_DRIVER)")
 
     def log_options(p, level="INFO"):
-        p.add_argument("--log-file", help="log here instead of stderr")
-        p.add_argument("--log-level", default=level)
+        p.add_argument("--log-file", metavar="FILE",
+                       help="log here instead of stderr (default: stderr)")
+        p.add_argument("--log-level", default=level,
+                       choices=["DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"],
+                       type=str.upper, help="the least severe log lines shown")
 
-    p = commands.add_parser("driver", help="run the driver service (workers and jobs connect here)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=7077)
-    p.add_argument("--advertise-host", help="address workers and jobs should use for this host")
-    p.add_argument("--work-dir", help="where submitted jobs' files live")
-    p.add_argument("--executor-memory", default="512m",
+    p = command("driver", "run the driver service (workers and jobs connect here)", cmd_driver)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (0.0.0.0: all; needs --secret-file)")
+    p.add_argument("--port", type=int, default=7077, help="port to listen on")
+    p.add_argument("--advertise-host", metavar="HOST",
+                   help="address workers and jobs should use for this host (default: --host, "
+                        "or this host's name when listening on all addresses)")
+    p.add_argument("--work-dir", metavar="DIR",
+                   help="where submitted jobs' files, output and exit statuses live "
+                        "(default: ~/.sluicegate/driver-PORT)")
+    p.add_argument("--executor-memory", default="512m", metavar="SIZE",
                    help="memory per executor (its block store); a worker runs at most "
-                        "its --memory / this many executors (default 512m)")
+                        "its --memory / this many executors")
+    p.add_argument("--job-output-limit", default="64m", metavar="SIZE",
+                   help="how much of each job's stdout and of its stderr its directory keeps, "
+                        "for `submit` and `logs` (the oldest output goes first)")
+    p.add_argument("--keep-jobs", action="store_true",
+                   help="when stopped, leave running jobs running: a driver started again on "
+                        "the same --work-dir adopts them (jobs always outlive a crash)")
+    p.add_argument("--worker-retention", default="10m", metavar="DURATION",
+                   help="how long a lost or stopped worker stays in `status` (e.g. 30s, 10m)")
     p.add_argument("--ui-port", type=int, default=8080,
-                   help="status pages port (next free if taken; -1: none)")
-    p.add_argument("--ui-host", default="127.0.0.1", help="status pages address")
+                   help="status pages port (the next free one if taken; -1: none)")
+    p.add_argument("--ui-host", default="127.0.0.1",
+                   help="status pages address (other than loopback: needs --secret-file)")
     secret_option(p)
     log_options(p)
-    p.set_defaults(run=cmd_driver)
 
-    p = commands.add_parser("worker", help="run a worker: gives this host's cores to the cluster")
+    p = command("worker", "run a worker: gives this host's cores to the cluster", cmd_worker)
     driver_option(p)
-    p.add_argument("--cores", type=int, default=0, help="cores to offer (default: all)")
-    p.add_argument("--memory", help="memory to offer, e.g. 8g (default: all); the worker runs "
-                                    "at most this / the driver's --executor-memory executors")
-    p.add_argument("--work-dir", help="scratch space for executors")
+    p.add_argument("--cores", type=int, default=0, help="cores to offer; 0: all of this host's")
+    p.add_argument("--memory", metavar="SIZE",
+                   help="memory to offer, e.g. 8g (default: all of this host's); the worker runs "
+                        "at most this / the driver's --executor-memory executors")
+    p.add_argument("--work-dir", metavar="DIR",
+                   help="scratch space for executors, and their logs (default: the system's "
+                        "temporary directory)")
+    p.add_argument("--executor-log-limit", default="16m", metavar="SIZE",
+                   help="how much of each executor's stdout and of its stderr is kept for "
+                        "`sluicegate logs --executors` (the oldest output goes first)")
     p.add_argument("--host", default="127.0.0.1", help="address executors serve blocks on")
-    p.add_argument("--advertise-host", help="address peers should use for this host")
-    p.add_argument("--worker-id", help="a stable name for this worker")
+    p.add_argument("--advertise-host", metavar="HOST",
+                   help="address peers should use for this host (default: --host)")
+    p.add_argument("--worker-id", metavar="NAME",
+                   help="a stable name for this worker (default: worker-HOSTNAME-PID); with "
+                        "one, executors' logs outlive a restart of the worker")
     secret_option(p)
     log_options(p)
-    p.set_defaults(run=cmd_worker)
 
-    p = commands.add_parser("submit", help="run a job script on the cluster and stream its output")
+    p = command("submit", "run a job script on the cluster and stream its output", cmd_submit)
     driver_option(p)
-    p.add_argument("--py-files", help="comma-separated .py/.zip files the job imports")
-    p.add_argument("--cores", type=int, default=0, help="most cores the job may use")
-    p.add_argument("--name", help="job name (default: the script's)")
-    p.add_argument("--detach", action="store_true", help="print the job id and return at once")
+    p.add_argument("--py-files", metavar="FILES",
+                   help="comma-separated .py/.zip files the job imports (default: none)")
+    p.add_argument("--cores", type=int, default=0,
+                   help="most cores the job may use; 0: as many as the cluster gives")
+    p.add_argument("--name", help="job name (default: the script's name)")
+    p.add_argument("--detach", action="store_true",
+                   help="print the job id and return at once (`sluicegate logs JOB` shows "
+                        "its output)")
     p.add_argument("--quiet", action="store_true",
-                   help="no progress lines (the job's live line per batch included)")
-    p.add_argument("script")
-    p.add_argument("args", nargs=argparse.REMAINDER)
+                   help="no progress lines (the status pages' address and the job's live "
+                        "line per batch included)")
+    p.add_argument("--supervise", action="store_true",
+                   help="restart the job's driver when it dies (not when it exits 0 or is "
+                        "killed with `sluicegate kill`), with backoff; a streaming job recovers "
+                        "through StreamingContext.getOrCreate; `jobs` shows the restarts")
+    p.add_argument("script", help="the job's Python script")
+    p.add_argument("args", nargs=argparse.REMAINDER,
+                   help="arguments for the script (its sys.argv[1:]; default: none)")
     secret_option(p)
-    p.set_defaults(run=cmd_submit)
 
-    for name, run, help_text in (("jobs", cmd_jobs, "list jobs"),
-                                 ("status", cmd_status, "workers and jobs")):
-        p = commands.add_parser(name, help=help_text)
-        driver_option(p)
-        p.add_argument("--json", action="store_true")
-        secret_option(p)
-        p.set_defaults(run=run)
-
-    p = commands.add_parser("kill", help="stop a running job")
+    p = command("logs", "a job's output (its driver's stdout and stderr), while it runs and "
+                        "after it ended, or its executors' logs", cmd_logs)
     driver_option(p)
-    p.add_argument("job")
+    p.add_argument("job", help="the job's id, as `sluicegate jobs` lists it")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="go on printing the output as it comes, until the job ends (Ctrl-C "
+                        "stops following, not the job)")
+    p.add_argument("--tail", type=int, default=-1, metavar="N",
+                   help="only the last N lines of each stream; -1: all that is kept")
+    p.add_argument("--executors", action="store_true",
+                   help="the logs of the job's executors (stdout and stderr, as the live "
+                        "workers keep them) instead of its driver's output")
     secret_option(p)
-    p.set_defaults(run=cmd_kill)
+
+    for name, run, help_text in (("jobs", cmd_jobs, "list jobs (with their status pages)"),
+                                 ("status", cmd_status, "workers and jobs")):
+        p = command(name, help_text, run)
+        driver_option(p)
+        p.add_argument("--json", action="store_true", help="as JSON, for scripts")
+        secret_option(p)
+
+    p = command("kill", "stop a running job", cmd_kill)
+    driver_option(p)
+    p.add_argument("job", help="the job's id, as `sluicegate jobs` lists it")
+    secret_option(p)
+
+    p = command("rebalance", "change a running job's cores (executors) without stopping it; "
+                             "its state moves to the executors that stay", cmd_rebalance)
+    driver_option(p)
+    p.add_argument("job", help="the job's id, as `sluicegate jobs` lists it")
+    p.add_argument("--cores", type=int, required=True, help="how many cores the job may use now")
+    secret_option(p)
+
+    from .cli_sql import add_sql_command  # `sql --job JOB "SELECT ..."`: live SQL
+    add_sql_command(command, driver_option, secret_option)
     return parser
 
 
@@ -358,13 +554,25 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, option, None) is not None and getattr(args, option).strip() in ("", "*"):
             setattr(args, option, "0.0.0.0")
     try:
+        if getattr(args, "driver", None) is not None:
+            check_driver_address(args.driver)
         return args.run(args) or 0
+    except UsageError as exc:
+        print(f"sluicegate {args.command}: {exc}", file=sys.stderr)
+        return 2
     except SecurityError as exc:
         print(f"sluicegate {args.command}: {exc}", file=sys.stderr)
         return 2
     except ServiceUnavailable as exc:
         print(f"sluicegate {args.command}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # Whoever read our output stopped (`sluicegate jobs --json | head`): end quietly,
+        # as a command killed by SIGPIPE does, and keep the interpreter's final flush from
+        # failing again on the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

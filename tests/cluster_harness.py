@@ -274,6 +274,13 @@ class LocalCluster:
         self.driver.send_signal(signal.SIGKILL)
         self.driver.wait(30)
 
+    def stop_driver(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM the driver service and wait for it to end; its exit code. Job processes
+        it leaves running are adopted here, as in ``crash_driver``."""
+        self.adopted.extend(descendants(self.driver.pid))
+        self.driver.send_signal(signal.SIGTERM)
+        return self.driver.wait(timeout_s)
+
     def ping(self) -> bool:
         if not self.secret_file and not (self.home / "secret").exists():
             return False

@@ -309,7 +309,7 @@ def test_status_and_jobs_as_text_show_running_tasks_and_batches(cluster, tmp_pat
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert lines[0].split() == ["JOB", "STATE", "EXECUTORS", "TASKS", "BATCHES", "OWNER",
-                                    "NAME"], lines[0]
+                                    "UI", "NAME"], lines[0]
         return text_jobs(lines)[job_id]
 
     # Batches counted by the job's own driver show up in `sluicegate jobs`.

@@ -391,7 +391,7 @@ def test_lineage_of_any_depth_travels_but_raw_nesting_is_refused():
         table.append([p.MapNode.wire_code, [i, len(table) - 1]])
     table.append([p.CollectSink.wire_code, []])
     header = _header(MAGIC, PROTOCOL_VERSION, ex.LaunchTask.wire_code,
-                     [1, 0, 0, 0, 0, len(table) - 2, len(table) - 1, {}, [], []], table)
+                     [1, 0, 0, 0, 0, len(table) - 2, len(table) - 1, {}, [], [], 0, {}], table)
     launch = decode([header])
     depth, node = 0, launch.plan
     while isinstance(node, p.MapNode):

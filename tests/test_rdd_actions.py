@@ -271,7 +271,8 @@ def test_int_float_and_custom_accumulators(sc):
     assert counter.value == 20 and vector.value == [20, 90, 570]
 
 
-def test_accumulator_adds_of_a_failed_task_attempt_are_not_counted(sc):
+def test_accumulator_adds_of_a_failed_task_attempt_are_not_counted(own_context):
+    sc = own_context("local[2,2]")  # a second attempt (local[N] alone gives one, as Spark)
     seen = sc.accumulator(0)
 
     def flaky(iterator):

@@ -447,8 +447,10 @@ def test_get_active_or_create_recovers_between_batches(clocked, baseline):
 @pytest.mark.slow
 def test_a_graph_of_another_shape_is_refused_its_checkpoint(clocked):
     """Same code, another graph: updateStateByKey now gets numPartitions=3 (from the
-    environment, so the code fingerprint cannot tell). Refused, with what changed and
-    what to do; the checkpoint is left as it was."""
+    environment, so the code fingerprint cannot tell). A plain restart recovers the
+    checkpointed graph without calling setup (PySpark's way); an upgrade (asked for by
+    the setting spark.sluicegate.streaming.upgrade) builds the new graph and is
+    refused, with what changed and what to do; the checkpoint is left as it was."""
     scenario = clocked
     run = scenario.start()
     for k in (1, 2):
@@ -456,14 +458,16 @@ def test_a_graph_of_another_shape_is_refused_its_checkpoint(clocked):
     run.signal_and_wait(signal.SIGKILL)
     before = {p: p.read_bytes() for p in scenario.checkpoint.rglob("*") if p.is_file()}
 
-    changed = scenario.start(env={"RECOVERY_JOB_PARTITIONS": "3"}, wait=False)
+    changed = scenario.start(env={"RECOVERY_JOB_PARTITIONS": "3",
+                                  "SLUICEGATE_CONF_spark_sluicegate_streaming_upgrade": "true"},
+                             wait=False)
     assert changed.proc.wait(60) != 0
     output = changed.output()
     assert "CheckpointError" in output
     assert "was written by a different DStream graph than the one the setup function builds" \
         in output
     assert "stream #5 was updateStateByKey(numPartitions=default, initialRDD=False) sliding " \
-        "every 0.5s, checkpointed every 1s from #4 map and is now " \
+        "every 0.5s fed by #0 textFileStream, #2 receiverStream and is now " \
         "updateStateByKey(numPartitions=3, initialRDD=False)" in output
     assert f"Delete the checkpoint directory {scenario.checkpoint}" in output
     assert "recovering streaming context" not in output
@@ -626,13 +630,14 @@ def test_get_or_create_refuses_a_graph_of_another_shape_without_a_fingerprint(sc
         ssc.stop(stopSparkContext=False)
         files = {p: p.read_bytes() for p in checkpoint.glob("checkpoint-*")}
 
-        with pytest.raises(metadata.CheckpointError) as refused:
+        with pytest.raises(metadata.CheckpointError) as refused:  # an upgrade compares graphs
             StreamingContext.getOrCreate(
-                str(checkpoint), functools.partial(shaped_setup, sc, checkpoint, inbox, 3, clock))
+                str(checkpoint), functools.partial(shaped_setup, sc, checkpoint, inbox, 3, clock),
+                upgrade=True)
         message = str(refused.value)
         assert "was written by a different DStream graph" in message
-        assert "stream #2 was window(window_ms=2000, slide_ms=1000) sliding every 1s from " \
-               "#1 map and is now window(window_ms=3000, slide_ms=1000)" in message
+        assert "stream #2 was window(window_ms=2000, slide_ms=1000) sliding every 1s fed by " \
+               "#0 textFileStream and is now window(window_ms=3000, slide_ms=1000)" in message
         assert f"Delete the checkpoint directory {checkpoint} to start afresh" in message
         assert not sc._stopped, "refusing must not stop a SparkContext it did not start"
         assert StreamingContext.getActive() is None
@@ -641,7 +646,7 @@ def test_get_or_create_refuses_a_graph_of_another_shape_without_a_fingerprint(sc
         same = StreamingContext.getOrCreate(
             str(checkpoint), functools.partial(shaped_setup, sc, checkpoint, inbox, 2, clock))
         assert same._recovered is not None and same._recovered.time_ms == 2000
-        assert same._clock is clock  # the setup function's clock serves the recovered context
+        assert same._clock is clock  # the checkpointed context's clock (setup is not called)
         same.stop(stopSparkContext=False)
     finally:
         sc._checkpoint_dir = before

@@ -448,7 +448,9 @@ def test_executor_loss_requeues_running_tasks_and_invalidates_its_map_outputs():
     assert done_on_b in dag.map_outputs.missing(shuffle_id)
     assert dag.tasks.running_on(B) == []
     map_set = dag.running[first[0].task.stage_id]
-    assert running_on_b in map_set.pending and map_set.failures[running_on_b] == 1
+    # A run lost with its executor is counted apart from the task's own failures.
+    assert running_on_b in map_set.pending and map_set.lost_failures[running_on_b] == 1
+    assert map_set.failures[running_on_b] == 0
     # A late reply from the lost executor's launch is stale.
     assert not succeed(dag, first[running_on_b])
     # Slots on the lost executor are never used.

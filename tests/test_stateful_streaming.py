@@ -514,6 +514,7 @@ def test_update_state_by_key_over_many_batches_matches_the_model(sc, checkpointe
 
 @pytest.mark.parametrize("operation", ["updateStateByKey", "mapWithState", "reduceByKeyAndWindow"])
 def test_state_without_checkpoint_directory_fails_at_start(sc, operation):
+    sc._checkpoint_dir = None  # as PySpark, the SparkContext's directory alone would do
     ssc = StreamingContext(sc, 1.0, clock=ManualClock(0))
     try:
         pairs = ssc.queueStream([[("a", 1)]])

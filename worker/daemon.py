@@ -6,7 +6,15 @@ job one of its cores; the executor connects to that job's driver directly.
 When an executor exits the worker says so; when the service goes quiet the
 worker reconnects on a fresh socket with a doubling, capped, jittered wait,
 and registers again with the executors it still runs. Executors watch this
-process, so they never outlive their worker.
+process, so they never outlive their worker. Told to stop (SIGTERM), the worker
+says goodbye to the service (``WorkerLeaving``), which then lists it as stopped
+rather than lost.
+
+Each executor's stdout and stderr go to this worker's own output as before,
+and also to size-capped, rotated segment files per job and executor
+(``logs/<worker id>/<job id>/<executor id>/``), which the service asks for
+(``FetchExecutorLogs``) when someone runs ``sluicegate logs --executors``. The
+logs of the newest ``KEEP_JOB_LOGS`` jobs are kept.
 """
 from __future__ import annotations
 
@@ -14,6 +22,8 @@ import logging
 import os
 import queue
 import random
+import re
+import selectors
 import shutil
 import signal
 import socket
@@ -27,8 +37,10 @@ import zmq
 
 from sluicegate.common.protocol import ProtocolError
 from sluicegate.common.protocol.cluster import (
-    ExecutorExited, KillExecutor, LaunchExecutor, RegisterWorker, ServiceHeartbeat,
-    WorkerHeartbeat, WorkerRefused, WorkerRegistered)
+    ExecutorExited, ExecutorLogChunk, ExecutorLogsDone, FetchExecutorLogs, KillExecutor,
+    LaunchExecutor, RegisterWorker, ServiceHeartbeat, WorkerHeartbeat, WorkerLeaving,
+    WorkerRefused, WorkerRegistered)
+from sluicegate.common.segment_files import OutputTail, SegmentWriter, start_of_last_lines
 from sluicegate.common.transport import HandshakeWatch, Transport, recv, send
 
 log = logging.getLogger("sluicegate.worker.daemon")
@@ -36,13 +48,25 @@ log = logging.getLogger("sluicegate.worker.daemon")
 RECONNECT_MIN_S = 0.25
 RECONNECT_MAX_S = 8.0
 EXECUTOR_STOP_GRACE_S = 5.0
+WAITING_AFTER_S = 1.0        # unregistered this long: say that the worker waits, and for what
+LEAVING_LINGER_MS = 1000     # time for the goodbye to reach the service
+DEFAULT_EXECUTOR_LOG_BYTES = 16 << 20   # per executor and stream
+LOG_SEGMENTS = 4
+KEEP_JOB_LOGS = 50           # the executors' logs of this many jobs are kept
+LOG_CHUNK_BYTES = 256 << 10  # the most of an executor's stream sent in one message
+LOG_REPLY_BYTES = 8 << 20    # the most sent per request (the client asks again for more)
+STREAMS = ("stdout", "stderr")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
 class WorkerDaemon:
     def __init__(self, service_endpoint: str, secret: bytes | None, cores: int, memory_bytes: int,
                  work_dir: Path, host: str, advertise_host: str, worker_id: str | None = None,
-                 log_file: str | None = None):
+                 log_file: str | None = None, executor_log_bytes: int = DEFAULT_EXECUTOR_LOG_BYTES):
+        """``executor_log_bytes``: how much of each executor's stdout and of its stderr is
+        kept for ``sluicegate logs --executors`` (the oldest goes first)."""
         self.service_endpoint = service_endpoint
+        self.driver_address = service_endpoint.split("://", 1)[-1]
         self.secret = secret
         self.cores = cores
         self.memory_bytes = memory_bytes
@@ -51,12 +75,20 @@ class WorkerDaemon:
         self.log_file = log_file  # executors' output goes here too (default: our stderr)
         self.worker_id = worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"
         self.work_dir = Path(work_dir) / self.worker_id  # ours alone: removed on stop
+        # The executors' logs outlive a restart of a worker with a stable --worker-id (the
+        # service asks for them by worker id); a generated id is never asked for again.
+        self.logs_dir = Path(work_dir) / "logs" / self.worker_id
+        self._keep_logs = worker_id is not None
+        self.log_segment_bytes = max(1 << 12, executor_log_bytes // LOG_SEGMENTS)
+        # Where the executors' output also goes: our log file, or our own stdout/stderr.
+        self._tee = _TeeTargets(log_file)
         self.transport = Transport(secret)
         self.executors: dict[str, tuple[str, subprocess.Popen]] = {}  # id -> (job id, process)
         self.exits: queue.SimpleQueue = queue.SimpleQueue()
         self.stopping = threading.Event()
         self.heartbeat_interval_s = 1.0
         self.heartbeat_timeout_s = 10.0
+        self.stop_reason = "told to stop"
 
     # -- main loop ---------------------------------------------------------------------
     def run(self) -> int:
@@ -68,15 +100,24 @@ class WorkerDaemon:
                     break
                 backoff = RECONNECT_MIN_S if registered else min(backoff * 2, RECONNECT_MAX_S)
                 wait = backoff * random.uniform(0.5, 1.5)
-                log.warning("lost the driver service at %s; reconnecting in %.1fs",
-                            self.service_endpoint, wait)
+                if registered:
+                    log.warning("lost the driver service at %s; reconnecting in %.1fs",
+                                self.service_endpoint, wait)
+                else:  # it never answered: still waiting, not lost
+                    log.info("still waiting for the driver at %s; reconnecting in %.1fs",
+                             self.driver_address, wait)
                 self.stopping.wait(wait)
         finally:
+            running = sum(p.poll() is None for _, p in self.executors.values())
+            if running:
+                log.info("stopping %d executors", running)
             self._stop_all_executors()
             self.transport.close()
         return 0
 
-    def stop(self) -> None:
+    def stop(self, reason: str | None = None) -> None:
+        if reason:
+            self.stop_reason = reason
         self.stopping.set()
 
     def _session(self) -> bool:
@@ -85,12 +126,16 @@ class WorkerDaemon:
         handshakes = HandshakeWatch(sock)
         refusal_logged = False
         registered = False
-        last_heard = time.monotonic()
+        started = last_heard = time.monotonic()
+        waiting_said = False
         next_register = 0.0
         next_heartbeat = 0.0
         try:
             while not self.stopping.is_set():
                 now = time.monotonic()
+                if not registered and not waiting_said and now - started >= WAITING_AFTER_S:
+                    waiting_said = True
+                    self._say_waiting()
                 if not registered and now >= next_register:
                     send(sock, RegisterWorker(self.worker_id, self.advertise_host, self.cores,
                                               self.memory_bytes, os.getpid(),
@@ -114,18 +159,35 @@ class WorkerDaemon:
                     log.warning("dropped a malformed message from the service: %s", exc)
                     continue
                 last_heard = time.monotonic()
-                self._handle(message)
+                self._handle(message, sock)
                 if isinstance(message, WorkerRegistered):
                     registered = True
                 elif isinstance(message, WorkerRefused):
                     registered = False
                     next_register = 0.0
+            if registered:
+                log.info("%s: leaving the driver service at %s", self.stop_reason,
+                         self.driver_address)
+                send(sock, WorkerLeaving(self.worker_id, f"{self.stop_reason}: the worker is leaving"))
         finally:
             handshakes.close()
-            sock.close(linger=200)
+            # The goodbye must get out before the socket goes; nothing else is pending.
+            sock.close(linger=LEAVING_LINGER_MS if self.stopping.is_set() else 200)
         return registered
 
-    def _handle(self, message) -> None:
+    def _say_waiting(self) -> None:
+        """The driver has not answered yet: say so, and what a connection attempt finds."""
+        host, _, port = self.driver_address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                why = "it accepts connections but has not answered yet"
+        except OSError as exc:
+            why = (exc.strerror or str(exc) or type(exc).__name__).lower()
+        except ValueError:
+            why = "not a HOST:PORT"
+        log.warning("waiting for the driver at %s (%s); retrying", self.driver_address, why)
+
+    def _handle(self, message, sock: zmq.Socket) -> None:
         if isinstance(message, WorkerRegistered):
             self.heartbeat_interval_s = message.heartbeat_interval_s
             self.heartbeat_timeout_s = message.heartbeat_timeout_s
@@ -137,6 +199,8 @@ class WorkerDaemon:
             self._launch(message)
         elif isinstance(message, KillExecutor):
             self._kill(message.executor_id, message.reason)
+        elif isinstance(message, FetchExecutorLogs):
+            self._send_executor_logs(sock, message)
         elif not isinstance(message, ServiceHeartbeat):
             log.warning("unexpected %s from the service", type(message).__name__)
 
@@ -161,27 +225,28 @@ class WorkerDaemon:
         extra = [str(files_dir)] + [str(files_dir / Path(n).name) for n in message.py_file_names
                                     if n.endswith((".zip", ".egg"))]
         env["PYTHONPATH"] = os.pathsep.join(extra + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["PYTHONUNBUFFERED"] = "1"  # what tasks print reaches the executor's log as it comes
         command = [sys.executable, "-m", "sluicegate.worker.executor",
                    "--driver", message.driver_endpoint, "--executor-id", message.executor_id,
                    "--host", self.host, "--advertise-host", self.advertise_host,
                    "--work-dir", str(executor_dir),
                    "--memory-limit", message.memory_limit, "--parent-pid", str(os.getpid()),
                    "--secret-stdin"]
-        output = None
+        writers = self._executor_log_writers(message.job_id, message.executor_id)
         try:
-            output = open(self.log_file, "ab") if self.log_file else None
             process = subprocess.Popen(command, stdin=subprocess.PIPE, cwd=executor_dir, env=env,
-                                       stdout=output, stderr=output)
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             log.error("cannot start executor %s: %s", message.executor_id, exc)
+            for writer in writers.values():
+                writer.close()
             self.exits.put((message.job_id, message.executor_id, -1))
             return
-        finally:
-            if output is not None:
-                output.close()
         process.stdin.write((self.secret or b"") + b"\n")
         process.stdin.close()
         self.executors[message.executor_id] = (message.job_id, process)
+        threading.Thread(target=_pump_output, args=(process, writers, self._tee),
+                         name=f"output-{message.executor_id}", daemon=True).start()
         threading.Thread(target=self._watch, args=(message.job_id, message.executor_id, process),
                          name=f"watch-{message.executor_id}", daemon=True).start()
         log.info("started executor %s for job %s (pid %s)", message.executor_id, message.job_id,
@@ -212,6 +277,76 @@ class WorkerDaemon:
         timer.daemon = True
         timer.start()
 
+    # -- executors' logs ------------------------------------------------------------------
+    def _executor_log_writers(self, job_id: str, executor_id: str) -> dict[str, SegmentWriter]:
+        """Capped files for a new executor's output. If they cannot be made, the executor
+        runs regardless: its output then only reaches this worker's own."""
+        directory = self.logs_dir / job_id / executor_id
+        try:
+            fresh_job = not (self.logs_dir / job_id).exists()
+            directory.mkdir(parents=True, exist_ok=True)
+            if fresh_job:
+                self._prune_job_logs(keep=job_id)
+        except OSError as exc:
+            log.warning("no log files for executor %s: %s", executor_id, exc)
+        return {stream: SegmentWriter(directory, stream, self.log_segment_bytes, LOG_SEGMENTS)
+                for stream in STREAMS}
+
+    def _prune_job_logs(self, keep: str) -> None:
+        """Keep the logs of the newest ``KEEP_JOB_LOGS`` jobs (and of every job that still
+        runs an executor here)."""
+        running = {job_id for job_id, _ in self.executors.values()} | {keep}
+        try:
+            jobs = [p for p in self.logs_dir.iterdir() if p.is_dir() and p.name not in running]
+        except OSError:
+            return
+        jobs.sort(key=lambda p: p.stat().st_mtime)
+        for old in jobs[:max(0, len(jobs) + len(running) - KEEP_JOB_LOGS)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _send_executor_logs(self, sock: zmq.Socket, message: FetchExecutorLogs) -> None:
+        """What this worker keeps of a job's executors' output, from the offsets asked for
+        (a bounded amount: the client asks again where a chunk says there is more)."""
+        error = ""
+        try:
+            if not _PLAIN_NAME.fullmatch(message.job_id):
+                raise ValueError(f"not a job id: {message.job_id!r}")
+            known = {}
+            for row in message.offsets[:10_000]:
+                if (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str)
+                        and row[1] in STREAMS and isinstance(row[2], int) and row[2] >= 0):
+                    known[(row[0], row[1])] = row[2]
+            job_dir = self.logs_dir / message.job_id
+            executors = sorted((p.name for p in job_dir.iterdir() if p.is_dir()),
+                               key=_executor_order) if job_dir.is_dir() else []
+            budget = LOG_REPLY_BYTES
+            for executor_id in executors:
+                for stream in STREAMS:
+                    directory = job_dir / executor_id
+                    offset = known.get((executor_id, stream))
+                    asked = offset is not None
+                    if offset is None:
+                        offset = (0 if message.tail_lines < 0
+                                  else start_of_last_lines(directory, stream, message.tail_lines))
+                    tail = OutputTail(directory, stream, offset)
+                    chunk = tail.read(min(LOG_CHUNK_BYTES, budget))
+                    if chunk is None and asked:
+                        continue
+                    if chunk is None:  # nothing yet: where the stream starts, for next time
+                        chunk = (tail.offset, b"")
+                    while chunk is not None:
+                        start, data = chunk
+                        budget -= len(data)
+                        following = tail.read(min(LOG_CHUNK_BYTES, budget))
+                        more = following is not None or (budget <= 0 and tail.read(1) is not None)
+                        send(sock, ExecutorLogChunk(message.request_id, self.worker_id,
+                                                    executor_id, stream, start, more,
+                                                    payload=[data]))
+                        chunk = following
+        except (OSError, ValueError) as exc:
+            error = str(exc)
+        send(sock, ExecutorLogsDone(message.request_id, self.worker_id, error))
+
     def _stop_all_executors(self) -> None:
         processes = [p for _, p in self.executors.values() if p.poll() is None]
         for process in processes:
@@ -224,6 +359,62 @@ class WorkerDaemon:
                 process.kill()
                 process.wait(5)
         shutil.rmtree(self.work_dir, ignore_errors=True)
+        if not self._keep_logs:
+            shutil.rmtree(self.logs_dir, ignore_errors=True)
+
+
+class _TeeTargets:
+    """Where the executors' output goes besides their log files: the worker's log file,
+    or the worker's own stdout and stderr (as when they wrote there themselves)."""
+
+    def __init__(self, log_file: str | None):
+        self._file_fd = None
+        if log_file:
+            try:
+                self._file_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                log.warning("executors' output will not reach %s: %s", log_file, exc)
+
+    def write(self, stream: str, data: bytes) -> None:
+        # (The log file stays open for as long as the process lives: pump threads may
+        # still write when the worker stops.)
+        fd = self._file_fd if self._file_fd is not None else (1 if stream == "stdout" else 2)
+        try:
+            os.write(fd, data)
+        except OSError:
+            pass  # (our own output gone, e.g. a closed terminal: the log files still have it)
+
+
+def _pump_output(process: subprocess.Popen, writers: dict[str, SegmentWriter],
+                 tee: _TeeTargets) -> None:
+    """Copy an executor's stdout and stderr to its log files and to the worker's output
+    until both are closed (the executor and whatever it started are gone)."""
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ, "stdout")
+    selector.register(process.stderr, selectors.EVENT_READ, "stderr")
+    try:
+        while selector.get_map():
+            for key, _ in selector.select():
+                try:
+                    data = os.read(key.fd, 1 << 16)
+                except OSError:
+                    data = b""
+                if not data:
+                    selector.unregister(key.fileobj)
+                    key.fileobj.close()
+                    continue
+                writers[key.data].write(data)
+                tee.write(key.data, data)
+    finally:
+        selector.close()
+        for writer in writers.values():
+            writer.close()
+
+
+def _executor_order(executor_id: str):
+    """``job-0001-exec-9`` before ``job-0001-exec-10``."""
+    head, _, number = executor_id.rpartition("-")
+    return (head, int(number)) if number.isdigit() else (executor_id, -1)
 
 
 def _write_once(path: Path, data: bytes) -> None:
@@ -242,4 +433,5 @@ def _write_once(path: Path, data: bytes) -> None:
 
 def install_stop_signals(daemon: WorkerDaemon) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: daemon.stop())
+        signal.signal(signum, lambda number, _: daemon.stop(
+            f"received {signal.Signals(number).name}"))

@@ -4,7 +4,8 @@ and the command line.
 Workers connect to the service, register their cores and start executor
 processes when asked; each submitted job runs as its own process with its own
 driver, which registers with the service to get executors; ``sluicegate
-submit``/``jobs``/``kill``/``status`` talk to the service.
+submit``/``jobs``/``kill``/``status``/``logs`` talk to the service, which asks
+the workers for their executors' logs.
 """
 from __future__ import annotations
 
@@ -74,6 +75,26 @@ class ExecutorExited(WireRecord):
     exit_code: int
 
 
+@wire_record(68)
+class WorkerLeaving(WireRecord):
+    """A worker that was told to stop (SIGTERM) says goodbye: the service shows it as
+    stopped, not lost, and gives its cores' jobs executors elsewhere at once."""
+    worker_id: str
+    reason: str
+
+
+@wire_record(69)
+class FetchExecutorLogs(WireRecord):
+    """The service asks a worker for the logs of a job's executors: for each executor and
+    stream in ``offsets`` ([[executor_id, stream, offset], ...]) the bytes from that offset
+    on, for the others their last ``tail_lines`` lines (-1: all that is kept). Answered
+    with ``ExecutorLogChunk`` messages, then ``ExecutorLogsDone``."""
+    request_id: int
+    job_id: str
+    tail_lines: int
+    offsets: list
+
+
 # -- a job's driver process --------------------------------------------------------
 
 
@@ -107,6 +128,7 @@ class ApplicationStatus(WireRecord):
     executors: list
     batches_completed: int
     batches_failed: int
+    ui_url: str = ""  # where the job's status pages are ("": none)
 
 
 # -- the command line ---------------------------------------------------------------
@@ -123,6 +145,7 @@ class SubmitJob(WireRecord):
     detach: bool
     quiet: bool
     payload: list = field(default_factory=list)
+    supervise: bool = False  # restart the job's driver when it dies (job_supervisor)
 
 
 @wire_record(81)
@@ -137,8 +160,11 @@ class JobRejected(WireRecord):
 
 @wire_record(83)
 class JobOutput(WireRecord):
+    """Bytes of a job's output; ``offset`` is where the first one sits in its stream
+    (a reader that has less skips the overlap; one with a hole was told of dropped bytes)."""
     job_id: str
     stream: str  # "stdout" or "stderr"
+    offset: int
     payload: list = field(default_factory=list)
 
 
@@ -179,11 +205,128 @@ class CommandResult(WireRecord):
 
 @wire_record(90)
 class AttachJob(WireRecord):
-    """Stream a running job's output to this client (what ``submit`` does after submitting)."""
+    """Stream a job's output to this client from these offsets on (-1: its recent tail),
+    then its end. ``submit`` sends it again whenever the service has been quiet, so that
+    it re-attaches to a restarted service. Answered with the output, then ``JobEnded``
+    (an ended job), ``CommandResult`` (a running one) or ``JobUnknown``."""
     job_id: str
+    stdout_offset: int
+    stderr_offset: int
 
 
 @wire_record(91)
 class Ping(WireRecord):
     """Is the service there? Answered with CommandResult."""
     nonce: int
+
+
+@wire_record(92)
+class JobUnknown(WireRecord):
+    """The answer to ``AttachJob`` for a job this service has no record of."""
+    job_id: str
+    message: str
+
+
+@wire_record(93)
+class JobLogs(WireRecord):
+    """``sluicegate logs``: a job's driver output (stdout and stderr) from these offsets on;
+    -1 for a stream: its last ``tail_lines`` lines (-1: all that is kept). Answered with
+    ``JobOutput`` (first an empty one per stream at its start offset), then ``JobEnded``
+    (an ended job); for a running one ``JobLogsEnd`` once the output there was when asked
+    is sent, or with ``follow``: ``CommandResult`` at once, then the output as it comes
+    and ``JobEnded``. ``JobUnknown`` for a job the service does not know."""
+    job_id: str
+    stdout_offset: int
+    stderr_offset: int
+    tail_lines: int
+    follow: bool
+
+
+@wire_record(94)
+class JobLogsEnd(WireRecord):
+    """All of a running job's output that there was when ``JobLogs`` asked was sent."""
+    job_id: str
+    state: str
+
+
+@wire_record(95)
+class ExecutorLogsRequest(WireRecord):
+    """``sluicegate logs --executors``: the logs of a job's executors on every live worker.
+    ``offsets``: [[worker_id, executor_id, stream, offset], ...] the client has read up to
+    (the others start ``tail_lines`` lines from their end, -1: all that is kept). Answered
+    with ``ExecutorLogChunk`` messages, then ``ExecutorLogsEnd``."""
+    job_id: str
+    tail_lines: int
+    offsets: list
+
+
+@wire_record(96)
+class ExecutorLogChunk(WireRecord):
+    """Bytes of one executor's stdout or stderr; ``offset`` is where the first one sits in
+    its stream (above the one asked for when the bytes in between were dropped by the
+    worker's size cap). From a worker to the service, and on to the client."""
+    request_id: int
+    worker_id: str
+    executor_id: str
+    stream: str
+    offset: int
+    more: bool  # the worker had more of this stream than it sent: ask again from here
+    payload: list = field(default_factory=list)
+
+
+@wire_record(97)
+class ExecutorLogsDone(WireRecord):
+    """A worker sent all it had for a ``FetchExecutorLogs`` (``message``: why not, if not)."""
+    request_id: int
+    worker_id: str
+    message: str
+
+
+@wire_record(98)
+class ExecutorLogsEnd(WireRecord):
+    """The end of the answer to ``ExecutorLogsRequest``: the job's state (so that a
+    follower knows when to stop), and the live workers that did not answer in time."""
+    job_id: str
+    state: str
+    missing_workers: list[str]
+
+
+@wire_record(99)
+class JobStatusPages(WireRecord):
+    """Where a running job's status pages are, as its driver reported it: sent to the
+    job's ``submit`` (which prints it) once known, and again on re-attaching."""
+    job_id: str
+    app_name: str
+    ui_url: str
+
+
+# -- live SQL (``sluicegate sql``) ----------------------------------------------------
+
+
+@wire_record(190)
+class SqlQuery(WireRecord):
+    """A read-only query over a running job's live tables (``stream.asTable``): from
+    ``sluicegate sql`` to the service, which relays it to the job's driver under a
+    ``request_id`` of its own. At most ``max_rows`` rows come back; ``show_rows`` > 0 asks
+    for the text ``show(show_rows)`` prints too; the job cancels the query after
+    ``timeout_s``."""
+    request_id: int
+    job_id: str
+    query: str
+    max_rows: int
+    show_rows: int
+    timeout_s: float
+
+
+@wire_record(191)
+class SqlResult(WireRecord):
+    """The answer to ``SqlQuery``. ``ok``: ``payload`` holds one UTF-8 JSON document
+    (``columns``, ``rows``, ``truncated``, ``batches``: the batch time each live table
+    showed, ``show``). Otherwise ``error`` is the kind (REFUSED, PARSE, ANALYSIS,
+    NO_SQL_SESSION, UNKNOWN_JOB, NOT_RUNNING, TIMEOUT, BUSY, FAILED) and ``message`` says
+    what went wrong."""
+    request_id: int
+    ok: bool
+    error: str
+    message: str
+    payload: list = field(default_factory=list)

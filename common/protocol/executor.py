@@ -66,6 +66,12 @@ class LaunchTask(WireRecord):
     shuffle_locations: dict  # shuffle_id -> [[map_id, executor_id, block_address], ...]
     function_ids: list[int]
     block_ids: list[str]
+    # How many files the application had added (addFile/addPyFile/addArchive) when the
+    # task was launched: an executor that installed fewer asks for the rest first.
+    files_epoch: int = 0
+    # The submitting thread's local properties (setLocalProperty, setJobGroup, job tags),
+    # as TaskContext.getLocalProperty sees them.
+    properties: dict = field(default_factory=dict)
     payload: list = field(default_factory=list)
 
 
@@ -92,6 +98,7 @@ FAIL_ERROR = "error"                      # the user's code raised
 FAIL_FETCH = "fetch_failed"               # a shuffle block could not be fetched
 FAIL_MISSING_FUNCTION = "missing_function"  # executor evicted a closure: resend
 FAIL_BLOCK_MISSING = "block_missing"      # an input block is gone
+FAIL_KILLED = "killed"                    # the driver killed it (its job was cancelled)
 
 
 @wire_record(8)
@@ -147,3 +154,53 @@ class StopExecutor(WireRecord):
 class ExecutorLost(WireRecord):
     """A peer died: stop waiting on fetches from it."""
     executor_id: str
+
+
+@wire_record(15)
+class KillTask(WireRecord):
+    """Stop a running (or queued) task: its job was cancelled or failed.
+
+    With ``interrupt`` the task is interrupted at once; without, it gets the
+    kill timeout to end by itself first. Either way it ends with a
+    ``TaskFailed`` of reason ``killed``.
+    """
+    task_id: int
+    reason: str
+    interrupt: bool
+
+
+@wire_record(16)
+class FetchFiles(WireRecord):
+    """An executor asks which files the application has added (on its task socket)."""
+    request_id: int
+
+
+@wire_record(17)
+class FileList(WireRecord):
+    """Every file added so far, in the order added.
+
+    ``entries``: ``[[name, kind, size, python_path], ...]``; ``kind`` is ``file``,
+    ``directory`` (shipped as a tar) or an archive format (``zip``, ``tar``,
+    ``tar.gz``, or ``copy`` for one that is not unpacked); ``python_path`` says the
+    installed file goes on ``sys.path`` (a .zip/.egg/.jar from addPyFile).
+    """
+    request_id: int
+    entries: list
+
+
+@wire_record(18)
+class FetchFileChunk(WireRecord):
+    request_id: int
+    name: str
+    offset: int
+    length: int
+
+
+@wire_record(19)
+class FileChunk(WireRecord):
+    """``payload``: the bytes from ``offset`` (shorter at the end of the file)."""
+    request_id: int
+    name: str
+    found: bool
+    total_size: int
+    payload: list = field(default_factory=list)

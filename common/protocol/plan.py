@@ -64,6 +64,24 @@ class EmptySource(PlanNode):
     pass
 
 
+@wire_record(118)
+class KafkaRangeSource(PlanNode):
+    """Records ``[from_offset, until_offset)`` of one Kafka topic-partition, fetched
+    by the executor straight from the brokers (the direct stream, ``createRDD``).
+
+    ``config`` is the client configuration; ``form`` is ``"utf8"`` (pairs of
+    UTF-8-decoded key and value), ``"raw"`` (pairs of bytes) or ``"messages"``
+    (``KafkaMessageAndMetadata``); ``poll_timeout_ms`` bounds how long the fetch
+    may go without progress before the task fails."""
+    topic: str
+    partition: int
+    from_offset: int
+    until_offset: int
+    config: dict
+    form: str
+    poll_timeout_ms: int
+
+
 @wire_record(109)
 class CachedBlockRef(PlanNode):
     """A cached partition: this executor's copy, else one from a holder's block service."""

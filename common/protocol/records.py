@@ -26,7 +26,7 @@ from typing import Any, Callable, ClassVar
 import msgpack
 
 MAGIC = 0x5347  # "SG"
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3  # 3: LaunchTask carries files_epoch and properties
 
 _BY_CODE: dict[int, type] = {}
 
@@ -68,12 +68,18 @@ def wire_record(code: int):
 
 # -- encoding ------------------------------------------------------------------
 
+def _holds_records(values: list | tuple) -> bool:
+    # One C-level pass over the types: a list field can be long (a map task's
+    # 10,000 segment sizes) and seldom holds records.
+    return any(issubclass(kind, WireRecord) for kind in set(map(type, values)))
+
+
 def _child_records(record: WireRecord):
     for name in record._wire_fields:
         value = getattr(record, name)
         if isinstance(value, WireRecord):
             yield value
-        elif type(value) in (list, tuple):
+        elif type(value) in (list, tuple) and _holds_records(value):
             yield from (v for v in value if isinstance(v, WireRecord))
 
 
@@ -81,6 +87,8 @@ def _field_to_wire(value: Any, index_of: dict[int, int]) -> Any:
     if isinstance(value, WireRecord):
         return index_of[id(value)]
     if type(value) in (list, tuple):
+        if not _holds_records(value):
+            return list(value)
         return [index_of[id(v)] if isinstance(v, WireRecord) else v for v in value]
     return value
 
@@ -187,6 +195,15 @@ def _checker_for(hint: Any, where: str) -> Callable[[Any, list], Any]:
             if not isinstance(v, (list, tuple)):
                 raise ProtocolError(f"{where}: expected a list, got {type(v).__name__}")
             return build(item(x, table) for x in v) if item else build(v)
+        if args and args[0] in (int, str, bytes, bool):
+            kind = args[0]
+
+            def check_scalars(v, table):
+                # One C-level pass over the types (a map task's 10,000 segment sizes).
+                if isinstance(v, (list, tuple)) and set(map(type, v)) <= {kind}:
+                    return build(v)
+                return check_list(v, table)  # says what is wrong
+            return check_scalars
         return check_list
     if origin is dict or hint is dict:
         def check_dict(v, table):

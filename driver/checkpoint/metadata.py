@@ -10,9 +10,21 @@ state checkpoint lies, and the received-block log's index.
 A file starts with a small msgpack header (format, sluicegate version, a
 fingerprint of the application's setup code, the shape of its DStream graph),
 checked before anything is unpickled: a checkpoint from an incompatible
-version, from changed application code or from a graph of another shape
-(operators, durations, partition counts, batch duration) is refused with a
-message saying so.
+version or from changed application code is refused with a message saying so
+(``read_latest`` can also be asked to compare the header's shape with the
+current graph's).
+
+A recovered context is the checkpointed one: its graph and functions, its
+configuration, its clock (``ClockRef``); the setup function is not called. A
+code upgrade (``getOrCreate(..., upgrade=True)``) instead calls it and keeps
+only the state, the pending batches and the input positions, for a new graph
+whose ``state_skeleton`` matches the checkpointed one's (``upgrade_difference``
+names the first stream that differs). The old functions are never called
+then, so classes or functions the new code no longer has are loaded as
+stand-ins (``lenient``).
+
+The directory may be a URL (``s3a://bucket/ckpt``, ``common.storage``): each
+file is then one object, whose upload appears whole or not at all.
 
 On recovery, state data directories (``<dir>/<application>/rdd-<id>``) that the
 restored metadata does not reference -- written after the killed driver's last
@@ -21,12 +33,16 @@ metadata checkpoint, or superseded -- are deleted (``remove_unreferenced_data``)
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
+import pickle
 import re
 import shutil
 import struct
 import types
+import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -34,12 +50,15 @@ from typing import Any, Callable
 import cloudpickle
 import msgpack
 
+from sluicegate.common import storage
+
 log = logging.getLogger("sluicegate.checkpoint")
 
 FORMAT = 1
 MAGIC = b"SGCKPT\n"
 KEEP_FILES = 10
 PREFIX = "checkpoint-"
+UPGRADE_KEY = "spark.sluicegate.streaming.upgrade"
 
 
 class CheckpointError(Exception):
@@ -62,6 +81,48 @@ class StreamingCheckpoint:
     received_metadata: dict = field(default_factory=dict)     # stream -> newest block metadata
     checkpoint_dir: str = ""
     wal_enabled: bool = False
+    clock: "ClockRef | None" = None  # None: the system clock
+
+
+# Clocks that contexts of this process ran on, by ClockRef token.
+_CLOCKS: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
+
+
+class ClockRef:
+    """A streaming context's clock as its checkpoint holds it (Spark keeps its clock
+    in the checkpointed configuration): a context recovered without calling its
+    setup function goes on with it. In the process whose context wrote it, it
+    resolves to that very clock (a test's ``ManualClock``); in another process, to a
+    copy if the clock pickles, else to nothing (the system clock)."""
+
+    def __init__(self, clock: Any):
+        self.token = uuid.uuid4().hex
+        self._register(clock)
+        try:
+            self.payload: bytes | None = cloudpickle.dumps(clock, protocol=5)
+        except Exception:  # noqa: BLE001 - a clock with locks: only this process can have it
+            self.payload = None
+
+    def _register(self, clock: Any) -> None:
+        try:
+            _CLOCKS[self.token] = clock
+        except TypeError:  # not weakly referenceable: kept for this process's lifetime
+            _STRONG_CLOCKS[self.token] = clock
+
+    def resolve(self) -> Any:
+        clock = _CLOCKS.get(self.token) or _STRONG_CLOCKS.get(self.token)
+        if clock is None and self.payload is not None:
+            try:
+                clock = cloudpickle.loads(self.payload)
+            except Exception as exc:  # noqa: BLE001 - the clock's class may be gone
+                log.warning("the checkpointed clock cannot be restored (%s: %s); the recovered "
+                            "context runs on the system clock", type(exc).__name__, exc)
+                return None
+            self._register(clock)
+        return clock
+
+
+_STRONG_CLOCKS: dict[str, Any] = {}
 
 
 def fingerprint(setup: Callable | None) -> str:
@@ -103,20 +164,26 @@ def _compatible(version: str) -> bool:
     return version.split(".")[:2] == _version().split(".")[:2]
 
 
-def write(directory: str | Path, checkpoint: StreamingCheckpoint) -> Path:
-    """Write ``checkpoint`` atomically; drop all but the newest files."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def write(directory: str | Path, checkpoint: StreamingCheckpoint) -> Path | str:
+    """Write ``checkpoint`` atomically; drop all but the newest files.
+
+    ``directory`` may be an fsspec URL: there the file is one upload, which appears
+    whole or not at all (``storage.write_bytes``)."""
     body = cloudpickle.dumps(checkpoint, protocol=5)
     header = msgpack.packb({"format": FORMAT, "version": checkpoint.sluicegate_version,
                             "fingerprint": checkpoint.fingerprint, "time_ms": checkpoint.time_ms,
                             "app": checkpoint.app_name, "shape": graph_shape(checkpoint.graph),
                             "body_bytes": len(body),
                             "body_hash": hashlib.blake2b(body, digest_size=16).hexdigest()})
+    data = MAGIC + struct.pack(">I", len(header)) + header + body
+    if storage.is_remote(directory):
+        return _write_remote(str(directory), f"{PREFIX}{checkpoint.time_ms}", data)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{PREFIX}{checkpoint.time_ms}"
     tmp = directory / f".{final.name}.tmp"
     with open(tmp, "wb") as f:
-        f.write(MAGIC + struct.pack(">I", len(header)) + header + body)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
@@ -126,38 +193,58 @@ def write(directory: str | Path, checkpoint: StreamingCheckpoint) -> Path:
     return final
 
 
+def _write_remote(directory: str, name: str, data: bytes) -> str:
+    final = storage.join(directory, name)
+    storage.write_bytes(final, data)
+    names = sorted(_names(directory), key=_time_of_name)
+    storage.remove_files(storage.join(directory, old) for old in names[:-KEEP_FILES])
+    return final
+
+
 def _files(directory: Path) -> list[Path]:
     return [p for p in directory.glob(f"{PREFIX}*") if p.name[len(PREFIX):].isdigit()]
+
+
+def _names(directory: str | Path) -> list[str]:
+    """The names of the checkpoint files in ``directory`` (a local path or a URL)."""
+    if not storage.is_remote(directory):
+        return [p.name for p in _files(Path(directory))] if Path(directory).is_dir() else []
+    return [name for name, is_dir in storage.list_names(str(directory))
+            if not is_dir and name.startswith(PREFIX) and name[len(PREFIX):].isdigit()]
 
 
 def _time_of(path: Path) -> int:
     return int(path.name[len(PREFIX):])
 
 
+def _time_of_name(name: str) -> int:
+    return int(name[len(PREFIX):])
+
+
 def exists(directory: str | Path) -> bool:
-    directory = Path(directory)
-    return directory.is_dir() and bool(_files(directory))
+    return bool(_names(directory))
 
 
 def read_latest(directory: str | Path, expected_fingerprint: str | None,
-                expected_shape: Callable[[], dict | None] | None = None
-                ) -> StreamingCheckpoint | None:
+                expected_shape: Callable[[], dict | None] | None = None,
+                lenient: bool = False) -> StreamingCheckpoint | None:
     """The newest readable checkpoint in ``directory``; None if there is none.
 
     ``expected_shape()`` returns the current graph's ``graph_shape``. A torn or corrupt newest file falls back to the one before it; an
     incompatible version or a different application is refused: another setup
     fingerprint, or -- ``expected_shape()`` is called only once a checkpoint
-    passed every other check -- a graph of another shape.
+    passed every other check -- a graph of another shape. ``lenient`` (a code
+    upgrade, which never calls the old functions) loads a checkpoint whose
+    classes or functions the application no longer has, with stand-ins.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return None
+    _configure_storage(directory)
     problems = []
-    for path in sorted(_files(directory), key=_time_of, reverse=True):
+    for name in sorted(_names(directory), key=_time_of_name, reverse=True):
+        path = storage.join(directory, name)
         try:
             header, body = _read(path)
         except CheckpointError as exc:
-            problems.append(f"{path.name}: {exc}")
+            problems.append(f"{name}: {exc}")
             log.warning("skipping unreadable checkpoint %s: %s", path, exc)
             continue
         if header.get("format") != FORMAT or not _compatible(str(header.get("version"))):
@@ -170,7 +257,10 @@ def read_latest(directory: str | Path, expected_fingerprint: str | None,
             raise CheckpointError(
                 f"checkpoint {path} was written by a different version of this application: its "
                 "setup function (the DStream graph) changed since. Recovering would run the old "
-                "code. Delete the checkpoint directory to start afresh, or restore the old code.")
+                "code. To run the new code on the checkpointed state, upgrade explicitly: "
+                "StreamingContext.getOrCreate(path, setup, upgrade=True) or the setting "
+                f"{UPGRADE_KEY}=true. Or delete the checkpoint directory to start afresh, or "
+                "restore the old code.")
         if expected_shape is not None and header.get("shape") is not None:
             now = expected_shape()  # as graph_shape gives it: as the header carries it
             if now is not None:
@@ -184,12 +274,48 @@ def read_latest(directory: str | Path, expected_fingerprint: str | None,
         try:
             return cloudpickle.loads(body)
         except Exception as exc:  # noqa: BLE001 - user classes may have changed
+            if lenient:
+                try:
+                    restored = _LenientUnpickler(io.BytesIO(body)).load()
+                except Exception:  # noqa: BLE001 - reported as the first failure below
+                    pass
+                else:
+                    log.warning("checkpoint %s names code the application no longer has (%s: %s); "
+                                "the upgrade replaces it", path, type(exc).__name__, exc)
+                    return restored
             raise CheckpointError(
                 f"checkpoint {path} cannot be restored: {type(exc).__name__}: {exc}. The "
                 "application's code probably changed since it was written.") from exc
     if problems:
         raise CheckpointError(f"no readable checkpoint in {directory}: " + "; ".join(problems))
     return None
+
+
+class _Removed:
+    """Stands in for a class or function of the checkpointed application that the
+    upgraded one no longer has: an upgrade never calls the old code."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2:  # (dict, slots)
+            state = {**(state[0] or {}), **(state[1] or {})}
+        if isinstance(state, dict):
+            self.__dict__.update(state)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise CheckpointError(f"{type(self).__module__}.{type(self).__qualname__} is no longer "
+                              "part of the application")
+
+
+class _LenientUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            return type(name.rsplit(".", 1)[-1], (_Removed,), {"__module__": module,
+                                                              "__qualname__": name})
 
 
 def graph_shape(graph: Any) -> dict | None:
@@ -235,6 +361,48 @@ def shape_difference(old: dict, new: dict) -> str | None:
     return None
 
 
+def _describe_kept(entry: dict, skeleton: list[dict]) -> str:
+    params = ", ".join(f"{k}={'default' if v is None else v}"
+                       for k, v in (entry.get("params") or {}).items())
+    text = f"{entry['op']}({params}) sliding every {(entry.get('slide_ms') or 0) / 1000:g}s"
+    feeds = [skeleton[i] for i in entry.get("feeds") or [] if 0 <= i < len(skeleton)]
+    if feeds:
+        text += " fed by " + ", ".join(f"#{f['index']} {f['op']}" for f in feeds)
+    return text
+
+
+def _kept_key(entry: dict) -> tuple:
+    return (entry.get("op"), repr(entry.get("params")), entry.get("slide_ms"),
+            tuple(entry.get("feeds") or ()))
+
+
+def upgrade_difference(old_batch_ms: int, old: list[dict], new_batch_ms: int,
+                       new: list[dict]) -> str | None:
+    """Why a new graph cannot take over the checkpointed graph's state; None if it can.
+
+    ``old`` and ``new`` are the graphs' ``state_skeleton`` entries: the inputs and
+    the stateful streams must be alike, in order -- same operators, parameters
+    (durations, partition counts) and feeding -- whatever the stateless streams
+    between them and the outputs. Names the first stream that differs."""
+    if old_batch_ms != new_batch_ms:
+        return (f"the batch duration was {old_batch_ms / 1000:g}s and is now "
+                f"{new_batch_ms / 1000:g}s")
+    for a, b in zip(old, new):
+        if _kept_key(a) != _kept_key(b):
+            now = "" if a["index"] == b["index"] else f"#{b['index']} "
+            return (f"stream #{a['index']} was {_describe_kept(a, old)} and is now "
+                    f"{now}{_describe_kept(b, new)}")
+    if len(new) > len(old):
+        extra = new[len(old)]
+        return (f"the new graph adds stream #{extra['index']} {_describe_kept(extra, new)}, "
+                "which has no state in the checkpoint")
+    if len(old) > len(new):
+        gone = old[len(new)]
+        return (f"the new graph has nothing in place of the checkpoint's stream #{gone['index']} "
+                f"{_describe_kept(gone, old)}, whose state would be lost")
+    return None
+
+
 _APP_DIR = re.compile(r"[0-9a-f]{32}")
 _DATA_DIR = re.compile(r"rdd-\d+")
 
@@ -249,8 +417,11 @@ def remove_unreferenced_data(directory: str | Path, referenced: set[str],
     leaves that data behind, and nothing else would ever delete it. Removes every
     ``rdd-*`` directory of an earlier application that is not in ``referenced``,
     then the application directories left empty. ``keep``, the running
-    application's directory, is left alone. Returns what it removed.
+    application's directory, is left alone. Returns what it removed (paths, or URLs
+    for a remote ``directory``).
     """
+    if storage.is_remote(directory):
+        return _remove_unreferenced_remote(str(directory), referenced, keep)
     directory = Path(directory)
     referenced = {str(Path(p).absolute()) for p in referenced}
     keep = str(Path(keep).absolute()) if keep else None
@@ -276,8 +447,39 @@ def remove_unreferenced_data(directory: str | Path, referenced: set[str],
     return removed
 
 
-def _read(path: Path) -> tuple[dict, bytes]:
-    data = path.read_bytes()
+def _remove_unreferenced_remote(directory: str, referenced: set[str],
+                                keep: str | None) -> list[str]:
+    referenced = {storage.absolute(p) for p in referenced}
+    keep = storage.absolute(keep) if keep else None
+    removed: list[str] = []
+    for app_name, is_dir in storage.list_names(directory):
+        app_dir = storage.join(directory, app_name)
+        if not is_dir or not _APP_DIR.fullmatch(app_name) or storage.absolute(app_dir) == keep:
+            continue
+        contents = storage.list_names(app_dir)
+        for name, data_is_dir in contents:
+            data = storage.join(app_dir, name)
+            if data_is_dir and _DATA_DIR.fullmatch(name) and storage.absolute(data) not in referenced:
+                storage.remove_tree(data)
+                removed.append(data)
+        if not storage.list_names(app_dir):
+            storage.remove_tree(app_dir)  # an object store has no empty directories anyway
+            removed.append(app_dir)
+    return removed
+
+
+def _configure_storage(directory: str | Path) -> None:
+    """Reading a remote checkpoint may come before any SparkContext configured the file
+    systems (``getOrCreate`` recovers the configuration from the checkpoint): until one
+    does, the options come from the environment's configuration (``SLUICEGATE_CONF_*``,
+    system properties)."""
+    if storage.is_remote(directory) and not storage.is_configured():
+        from ..context.conf import SparkConf
+        storage.configure(dict(SparkConf().getAll()))
+
+
+def _read(path: str) -> tuple[dict, bytes]:
+    data = storage.read_bytes(path)
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
         raise CheckpointError("not a sluicegate checkpoint")
     (size,) = struct.unpack(">I", data[len(MAGIC):len(MAGIC) + 4])

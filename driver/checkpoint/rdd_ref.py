@@ -20,9 +20,11 @@ class CheckpointedRDD:
 
     @classmethod
     def of(cls, rdd: "RDD") -> "CheckpointedRDD":
-        if not rdd.isCheckpointed():
-            raise ValueError(f"{rdd!r} has not been checkpointed")
-        return cls(rdd.getCheckpointFile(), rdd.getNumPartitions(), rdd.partitioner)
+        # The local directory itself: getCheckpointFile() may give it as a file: URI.
+        path = getattr(rdd, "_checkpoint_path", None)
+        if not path:
+            raise ValueError(f"{rdd!r} has not been checkpointed to files")
+        return cls(str(path).removeprefix("file:"), rdd.getNumPartitions(), rdd.partitioner)
 
     def restore(self, sc: "SparkContext") -> "RDD":
         from ..rdd.base import RDD

@@ -10,10 +10,16 @@ treats as a lost executor at once instead of waiting for heartbeats.
 Every second the job also reports its executors' running tasks and memory
 (what their heartbeats told this driver) and its completed streaming
 batches (``ApplicationStatus``), which ``sluicegate status`` shows.
+
+The executor count can change while the job runs: streaming dynamic
+allocation asks the service for a new total (``request_total``), and the
+service tells the job to shrink after ``sluicegate rebalance`` lowered its
+cores (``ExecutorTarget``): the job's ``ExecutorScaler`` drains the excess.
 """
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from typing import Callable
@@ -22,7 +28,8 @@ import zmq
 
 from sluicegate.common.protocol import ProtocolError
 from sluicegate.common.protocol.cluster import (
-    ApplicationRegistered, ApplicationStatus, ExecutorRemoved, RegisterApplication)
+    ApplicationRegistered, ApplicationStatus, ExecutorRemoved, RegisterApplication, SqlQuery)
+from sluicegate.common.protocol.elastic import ExecutorTarget, RequestExecutors
 from sluicegate.common.transport import Transport, recv, send
 
 log = logging.getLogger("sluicegate.driver.cluster")
@@ -43,10 +50,14 @@ class ClusterBackend:
         self.cores_wanted = cores_wanted
         self.on_executor_removed = on_executor_removed
         self.executors_planned = 0
+        self.ui_url = ""  # the job's status pages, once they serve (the service links to them)
         self.endpoint = endpoint  # the job's DriverEndpoint: its executors' heartbeats
         self.batches = _BatchCounter()
         if status is not None:
             status.listeners.append(self.batches)  # told of every completed batch
+        self.max_executors = None  # the service decides
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # sent by the backend's thread
+        self._scaler = None
         self._registered = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cluster-backend", daemon=True)
@@ -75,6 +86,8 @@ class ClusterBackend:
                 if self._registered.is_set() and now >= next_report:
                     send(sock, self._report())
                     next_report = now + REPORT_S
+                while not self._outbox.empty():
+                    send(sock, self._outbox.get())
                 if not sock.poll(100, zmq.POLLIN):
                     continue
                 try:
@@ -88,6 +101,14 @@ class ClusterBackend:
                         self._registered.set()
                 elif isinstance(message, ExecutorRemoved):
                     self.on_executor_removed(message.executor_id, message.reason)
+                elif isinstance(message, ExecutorTarget) and message.job_id == self.job_id:
+                    log.info("the service asks for at most %d executors (%s)", message.total,
+                             message.reason)
+                    self.scaler.drain_to(message.total, message.reason)
+                elif isinstance(message, SqlQuery) and message.job_id == self.job_id:
+                    # `sluicegate sql`: answered on a thread of its own, sent from here
+                    from .sql_answer import answer_in_background
+                    answer_in_background(message, self._outbox.put)
         finally:
             sock.close(linger=0)
 
@@ -103,7 +124,20 @@ class ClusterBackend:
                           int(e.memory_used), int(e.rss_bytes)]
                          for e in self.endpoint.registry.alive()]
         return ApplicationStatus(self.job_id, executors, self.batches.completed,
-                                 self.batches.failed)
+                                 self.batches.failed, self.ui_url)
+
+    @property
+    def scaler(self):
+        """This job's executor scaler (the service may ask it to shrink at any time)."""
+        if self._scaler is None:
+            from .scaling import ExecutorScaler
+            self._scaler = ExecutorScaler(self.endpoint, self, local=False)
+        return self._scaler
+
+    def request_total(self, total: int) -> None:
+        """Ask the service for ``total`` executors in all (dynamic allocation)."""
+        self.cores_wanted = total
+        self._outbox.put(RequestExecutors(self.job_id, total))
 
     def replace(self, executor_id: str, reason: str) -> None:
         """The service replaces lost executors; nothing to do here."""

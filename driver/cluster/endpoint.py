@@ -8,8 +8,10 @@ them needs a lock ("a single logic thread greatly simplifies
 synchronization").
 
 Each pass: read what arrived, run posted work, fire timers (heartbeats both
-ways, dead-executor detection, scheduler timeouts), then launch whatever
-tasks fit the free slots.
+ways, dead-executor detection, scheduler timeouts), then send the kills of
+cancelled or failed jobs' tasks and launch whatever tasks fit the free
+slots. Executors also ask here for the files the application added
+(``FileServer``), on their task connection.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ import zmq
 
 from sluicegate.common.protocol.executor import (
     FAIL_ERROR, FAIL_MISSING_FUNCTION, DriverBlock, DriverHeartbeat, DropBlocks,
-    ExecutorHeartbeat, ExecutorLost, ExecutorRegistered, FetchDriverBlock, LaunchTask, PushBlock,
-    RegisterExecutor, RegistrationRefused, StopExecutor, TaskFailed, TaskSucceeded)
+    ExecutorHeartbeat, ExecutorLost, ExecutorRegistered, FetchDriverBlock, FetchFileChunk,
+    FetchFiles, FileChunk, FileList, LaunchTask, PushBlock, RegisterExecutor,
+    RegistrationRefused, StopExecutor, TaskFailed, TaskSucceeded)
 from sluicegate.common.transport import Transport, send
 
 from ..scheduler.closures import ClosureRegistry
@@ -33,6 +36,7 @@ from ..scheduler.task_set import TaskRun
 from .driver_blocks import DriverBlocks
 from .event_loop import RouterLoop
 from .executors import ExecutorInfo, ExecutorRegistry
+from .file_server import FileServer
 
 log = logging.getLogger("sluicegate.driver.endpoint")
 
@@ -49,13 +53,15 @@ class DriverEndpoint(RouterLoop):
 
     def __init__(self, transport: Transport, host: str, port: int, settings: EndpointSettings,
                  dag: DAGScheduler, closures: ClosureRegistry, blocks: DriverBlocks,
-                 on_executor_lost: Callable[[str, str], None] | None = None):
+                 on_executor_lost: Callable[[str, str], None] | None = None,
+                 files: FileServer | None = None):
         super().__init__("sluicegate-driver-loop", transport, host, port,
                          settings.heartbeat_interval_s)
         self.settings = settings
         self.dag = dag
         self.closures = closures
         self.blocks = blocks
+        self.files = files
         self.registry = ExecutorRegistry()
         self.on_executor_lost = on_executor_lost or (lambda executor_id, reason: None)
         self.on_executor_added: Callable[[ExecutorInfo], None] = lambda info: None
@@ -79,6 +85,8 @@ class DriverEndpoint(RouterLoop):
 
     # -- the loop -------------------------------------------------------------------
     def after_pass(self, now: float) -> None:
+        for executor_id, kill in self.dag.take_kills():
+            self.send(executor_id.encode(), kill)
         self._launch_ready(now)
 
     def on_unreachable(self, identity: bytes) -> None:
@@ -108,6 +116,9 @@ class DriverEndpoint(RouterLoop):
             reply = DriverBlock(message.request_id, message.block_id, data is not None,
                                 payload=[data] if data is not None else [])
             self.send(identity, reply)
+        elif isinstance(message, (FetchFiles, FetchFileChunk)):
+            self.registry.touch(identity.decode(errors="replace").split("/")[0], now)
+            self.send(identity, self._answer_files(message))
         elif isinstance(message, RegisterExecutor):
             self._register(identity, message, now)
         else:
@@ -134,6 +145,14 @@ class DriverEndpoint(RouterLoop):
         self.on_executor_added(outcome)
         with self._registered:
             self._registered.notify_all()
+
+    def _answer_files(self, message: FetchFiles | FetchFileChunk) -> FileList | FileChunk:
+        if isinstance(message, FetchFiles):
+            return FileList(message.request_id, self.files.entries() if self.files else [])
+        found, total, data = (self.files.chunk(message.name, message.offset, message.length)
+                              if self.files else (False, 0, b""))
+        return FileChunk(message.request_id, message.name, found, total,
+                         payload=[data] if found else [])
 
     def on_timer(self, now: float) -> None:
         for executor_id in self.registry.silent_since(now, self.settings.heartbeat_timeout_s):
@@ -192,7 +211,9 @@ class DriverEndpoint(RouterLoop):
                     payload.append(data)
         message = LaunchTask(run.tid, run.attempt, task.job_id, task.stage_id, task.partition,
                              task.plan, task.sink, self.dag.shuffle_locations(task),
-                             function_ids, block_ids, payload=payload)
+                             function_ids, block_ids,
+                             files_epoch=self.files.epoch if self.files else 0,
+                             properties=task.properties, payload=payload)
         info.running.add(run.tid)
         try:
             sent = self.send(run.executor_id.encode(), message)

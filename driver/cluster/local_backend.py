@@ -6,6 +6,10 @@ the application's secret on stdin and watches its parent, so a driver killed
 with SIGKILL takes its executors with it within a second or two. An executor
 that dies is replaced (under a new id) up to a limit, so a local job survives
 a killed worker process.
+
+With streaming dynamic allocation the count moves within ``1..N``: ``add``
+starts one more, and an executor the scaler ``retire``s (it drained it first)
+exits without being replaced.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ class LocalBackend:
         self.on_exit = on_exit
         self.executor_env = executor_env or {}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.retired: set[str] = set()  # removed on purpose: not replaced when they exit
         self._next_id = 0
         self._lock = threading.Lock()
         self._stopping = False
@@ -77,14 +82,51 @@ class LocalBackend:
         if not stopping:
             self.on_exit(executor_id, code)
 
+    @property
+    def max_executors(self) -> int:
+        """local[N]'s N: dynamic allocation never runs more."""
+        return self.num_executors
+
+    def running(self) -> list[str]:
+        """Executors whose processes run and that are not being retired."""
+        with self._lock:
+            return [e for e, p in self.processes.items()
+                    if e not in self.retired and p.poll() is None]
+
+    def add(self) -> str:
+        """Start one more executor (dynamic allocation); its id."""
+        executor_id = self._spawn()
+        log.info("started executor %s (scaling up)", executor_id)
+        return executor_id
+
+    def retire(self, executor_id: str, timeout_s: float = 10.0) -> None:
+        """The executor is being stopped on purpose: do not replace it when it exits, and
+        kill it if it has not exited after ``timeout_s``."""
+        with self._lock:
+            self.retired.add(executor_id)
+            process = self.processes.get(executor_id)
+        if process is None:
+            return
+
+        def reap():
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("retired executor %s did not stop; killing it", executor_id)
+                process.kill()
+
+        threading.Thread(target=reap, name=f"retire-{executor_id}", daemon=True).start()
+
     def replace(self, executor_id: str, reason: str) -> None:
-        """An executor was lost: kill what is left of it and start another."""
+        """An executor was lost: kill what is left of it and start another (unless it
+        was retired on purpose)."""
         with self._lock:
             process = self.processes.get(executor_id)
             stopping = self._stopping
-        if process is not None and process.poll() is None:
+            retired = executor_id in self.retired
+        if process is not None and process.poll() is None and not retired:
             process.kill()
-        if stopping or not self.respawn_enabled:
+        if stopping or not self.respawn_enabled or retired:
             return
         with self._lock:
             if self.respawns_left <= 0:

@@ -2,14 +2,17 @@
 executors (local processes, or a cluster's), and the blocks it holds.
 
 ``SparkContext`` owns one runtime. Jobs are handed to the loop thread and
-waited on here, in the caller's thread, where Ctrl-C cancels them.
+waited on here, in the caller's thread, where Ctrl-C cancels them; a job
+cancelled from another thread (by group, tag, or all at once) raises here.
 """
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import pickle
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -18,19 +21,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import sluicegate.common
 from sluicegate.common import config as cfg
+from sluicegate.common import storage
 from sluicegate.common.transport import Transport, advertised_host, endpoint
 
 from ..scheduler.closures import ClosureRegistry
 from ..scheduler.dag import DAGScheduler
-from ..scheduler.jobs import Job, JobFailedError
+from ..scheduler.jobs import Job, JobCancelledError, JobFailedError
 from ..status.store import StatusStore, task_status
 from .driver_blocks import DriverBlocks
 from .endpoint import DriverEndpoint, EndpointSettings
+from .file_server import FileServer
 from .cluster_backend import ClusterBackend
 from .local_backend import LocalBackend
 
 log = logging.getLogger("sluicegate.driver")
+
+# Spark's key: how long a killed task may take to stop before it is interrupted
+# (without interruptOnCancel), and again before its executor is replaced.
+KILL_TIMEOUT = "spark.python.task.killTimeout"
+# Frames in these directories are sluicegate's own (a call site is the user's frame).
+_OWN_CODE = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+             os.path.dirname(os.path.abspath(sluicegate.common.__file__)) + os.sep)
+_STDLIB = os.path.dirname(os.path.abspath(threading.__file__)) + os.sep
 
 
 @dataclass(frozen=True)
@@ -50,8 +64,9 @@ class DriverRuntime:
                  closures: ClosureRegistry, on_accumulators: Callable[[dict], None],
                  max_failures: int, app_name: str):
         self.conf = conf
+        storage.configure(conf)  # this process's file system options (s3:// & co.)
         self.closures = closures
-        self.transport = Transport(secret)
+        self.transport = Transport(secret, conf)
         self.blocks = DriverBlocks()
         self._job_ids = itertools.count(0)
         self._push_turns = itertools.count(0)
@@ -69,12 +84,16 @@ class DriverRuntime:
         settings = EndpointSettings(
             heartbeat_interval_s=cfg.get_setting(conf, cfg.HEARTBEAT_INTERVAL),
             heartbeat_timeout_s=cfg.get_setting(conf, cfg.HEARTBEAT_TIMEOUT),
-            executor_conf={})
+            executor_conf={**{k: cfg.get_setting(conf, k) for k in cfg.EXECUTOR_KEYS if k in conf},
+                           **storage.storage_conf(conf),  # file system options (credentials)
+                           KILL_TIMEOUT: cfg.parse_duration_s(conf.get(KILL_TIMEOUT, "2s"), "ms")})
         host = conf.get(cfg.DRIVER_BIND_ADDRESS, "127.0.0.1")
         port = int(conf.get(cfg.DRIVER_PORT, 0))
-        self.endpoint = DriverEndpoint(self.transport, host, port, settings, self.dag, closures,
-                                       self.blocks, on_executor_lost=self._executor_lost)
         self.app_dir = Path(tempfile.mkdtemp(prefix="sluicegate-app-"))
+        self.files = FileServer(self.app_dir)  # addFile & co., served to the executors
+        self.endpoint = DriverEndpoint(self.transport, host, port, settings, self.dag, closures,
+                                       self.blocks, on_executor_lost=self._executor_lost,
+                                       files=self.files)
         self.master = master
         if master.kind == "local":
             self.backend = LocalBackend(
@@ -131,14 +150,21 @@ class DriverRuntime:
         return sum(e.cores for e in alive) or self.master.executors or 1
 
     # -- jobs --------------------------------------------------------------------------------
-    def run_job(self, rdd, partitions: list[int], description: str = "") -> list[bytes]:
-        """Run ``rdd``'s ``partitions`` and return each one's result batch, in order."""
+    def run_job(self, rdd, partitions: list[int], description: str = "",
+                properties: dict[str, str] | None = None) -> list[bytes]:
+        """Run ``rdd``'s ``partitions`` and return each one's result batch, in order.
+
+        ``properties``: the calling thread's local properties (job group, tags).
+        """
         if self._stopped or not self.endpoint.alive:
             raise RuntimeError("Cannot call methods on a stopped SparkContext")
-        job = Job(next(self._job_ids), rdd, partitions, description)
-        self.status.job_started(job.id, description or repr(rdd), len(partitions),
-                                getattr(self.job_tags, "batch_ms", None),
-                                getattr(self.job_tags, "output_id", None))
+        call_site = _call_site()
+        job = Job(next(self._job_ids), rdd, partitions, description, properties, call_site)
+        batch_ms = getattr(self.job_tags, "batch_ms", None)
+        output_id = getattr(self.job_tags, "output_id", None)
+        self.status.job_started(job.id, job_name(description, call_site, rdd, batch_ms, output_id,
+                                                 getattr(self.job_tags, "description", None)),
+                                len(partitions), batch_ms, output_id)
         self.endpoint.post(lambda: self.dag.submit_job(job, time.monotonic()))
         try:
             while not job.wait(0.25):
@@ -152,6 +178,8 @@ class DriverRuntime:
             self.status.job_ended(job.id, job.stage_ids, job.error)
         if job.error is not None:
             error = job.error
+            if isinstance(error, JobCancelledError):
+                raise JobCancelledError(str(error)) from None
             if isinstance(error, JobFailedError):
                 raise JobFailedError(f"Job {job.id} failed: {error}", error_type=error.error_type,
                                      error_message=error.error_message,
@@ -160,6 +188,18 @@ class DriverRuntime:
                                      executor_id=error.executor_id) from None
             raise error
         return [job.results[part] for part in partitions]
+
+    def cancel(self, what: str, value: str | None = None) -> None:
+        """Cancel active jobs: ``group`` (a job group), ``tag`` (a job tag) or ``all``.
+
+        In the loop's order: a job submitted before this call is cancelled. Their
+        actions raise ``JobCancelledError`` in the threads that run them.
+        """
+        dag = self.dag
+        work = {"group": lambda: dag.cancel_job_group(value),
+                "tag": lambda: dag.cancel_jobs_with_tag(value),
+                "all": dag.cancel_all_jobs}[what]
+        self.endpoint.post(work)
 
     # -- blocks and cleanup (any thread) -------------------------------------------------
     def put_driver_block(self, block_id: str, data: bytes) -> None:
@@ -218,3 +258,34 @@ class DriverRuntime:
         self.backend.stop()
         self.transport.close()
         shutil.rmtree(self.app_dir, ignore_errors=True)
+
+
+def job_name(description: str, call_site: str, rdd, batch_ms: int | None,
+             output_id: int | None, output: str | None) -> str:
+    """What the status pages call a job: the user's words, the output operation and batch
+    it belongs to (``pprint at wordcount.py:12 (output operation 0 of batch 06:33:38)``),
+    or the action's call site; the RDD's internal name only when nothing else is known."""
+    if description:
+        return description
+    if batch_ms is not None and output_id is not None:
+        when = time.strftime("%H:%M:%S", time.localtime(batch_ms / 1000))
+        if batch_ms % 1000:
+            when += f".{batch_ms % 1000:03d}"
+        return f"{output or call_site or 'output'} (output operation {output_id} of batch {when})"
+    return call_site or repr(rdd)
+
+
+def _call_site() -> str:
+    """Spark's short call site of an action: ``collect at job.py:12`` (the first
+    frame outside sluicegate, and the sluicegate function it called)."""
+    frame = sys._getframe(1)
+    called = ""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_OWN_CODE):
+            if filename.startswith(_STDLIB):  # e.g. a streaming job's thread: no user frame
+                return ""
+            return f"{called} at {filename}:{frame.f_lineno}" if called else ""
+        called = frame.f_code.co_name
+        frame = frame.f_back
+    return ""

@@ -7,10 +7,24 @@ submitted it, and answers ``jobs``, ``kill`` and ``status``.
 
 Executors talk to their job's driver directly; the service only decides
 where they run and tells a job when one of its executors is gone.
+
+Jobs outlive the service. A job's output goes to files in its directory and
+its exit status is recorded there (``job_process``), so a service started
+again on the same work dir adopts the jobs that still run, learns how the
+others ended, and takes the executors that workers report when they register
+again. A submitter re-attaches with the output offsets it has, so it gets the
+rest of the output once, and the job's end; one whose job this service does
+not know is told so (``JobUnknown``). ``sluicegate logs`` reads the same files,
+and the executors' logs from the workers (``log_relay``).
+
+A job's driver reports where its status pages are; the service tells the
+job's ``submit`` (which prints it), and lists and links it while the job runs.
+A worker stopped on purpose says goodbye and is listed as stopped, one that
+went silent as lost; either leaves the listing after ``worker_retention_s``.
 """
 from __future__ import annotations
 
-import collections
+import fcntl
 import getpass
 import itertools
 import logging
@@ -23,30 +37,37 @@ from pathlib import Path
 from sluicegate.common.config import parse_size_bytes
 from sluicegate.common.protocol.cluster import (
     ApplicationRegistered, ApplicationStatus, AttachJob, ClusterStatus, ClusterStatusRequest,
-    CommandResult, ExecutorExited, ExecutorRemoved, JobAccepted, JobEnded, JobOutput, JobRejected,
-    KillExecutor, KillJob, LaunchExecutor, ListJobs, Ping, RegisterApplication, RegisterWorker,
-    ServiceHeartbeat, SubmitJob, WorkerHeartbeat, WorkerRefused, WorkerRegistered)
+    CommandResult, ExecutorExited, ExecutorRemoved, JobAccepted, JobEnded, JobLogsEnd, JobOutput,
+    JobRejected, JobStatusPages, JobUnknown, KillExecutor, KillJob, LaunchExecutor, ListJobs, Ping,
+    RegisterApplication, RegisterWorker, ServiceHeartbeat, SubmitJob, WorkerHeartbeat,
+    WorkerLeaving, WorkerRefused, WorkerRegistered)
 from sluicegate.common.transport import Transport
 
 from .allocation import JobCores, WorkerCores, allocate
 from .event_loop import RouterLoop
-from .job_process import JobProcess
+from .job_keeper import OUTPUT_DIR, SECRET_FILE, write_json_atomically
+from .job_process import JobExit, JobProcess, remove_secret, write_job_file
+from .job_records import (
+    FAILED, LOST, RUNNING, ExecutorStats, JobRecord, Watcher, end_state, recover_jobs)
+from .elastic import ElasticJobs
+from .log_relay import LogRequests
+from .sql_relay import SqlRelay
 
 log = logging.getLogger("sluicegate.service")
 
-OUTPUT_TAIL_BYTES = 1 << 20
+OUTPUT_POLL_S = 0.05            # how often the job's output files are read for submitters
+OUTPUT_CHUNK_BYTES = 1 << 16
+WATCHER_BYTES_PER_PASS = 1 << 20
+DEFAULT_JOB_OUTPUT_BYTES = 64 << 20   # per stream; kept in OUTPUT_SEGMENTS files
+OUTPUT_SEGMENTS = 4
 KEEP_FINISHED_JOBS = 200
 MAX_EXECUTOR_FAILURES = 20
-RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
-
-
-@dataclass
-class ExecutorStats:
-    """One executor as its job's driver last reported it."""
-    running_tasks: int = 0
-    running_task_ms: int = 0   # how long its longest running task has been going
-    memory_used: int = 0       # block memory
-    rss_bytes: int = 0
+APP_SILENCE_S = 15.0      # a job's driver registers every 3 s; silent this long, it is gone
+ADOPTION_GRACE_S = 5.0    # after adopting a job, time for workers to report its executors
+EXECUTOR_COUNTER_FILE = "executor-counter"
+DEFAULT_WORKER_RETENTION_S = 600.0  # a lost or stopped worker is listed this long
+MAX_UI_URL = 512
+ALIVE, WORKER_LOST, STOPPED = "alive", "lost", "stopped"
 
 
 @dataclass
@@ -62,6 +83,8 @@ class WorkerRecord:
     executors: dict[str, str] = field(default_factory=dict)  # executor id -> job id
     alive: bool = True
     executor_slots: int = 0     # executors it can run: its cores, and its memory allows
+    state: str = ALIVE          # alive, lost (gone silent) or stopped (it said goodbye)
+    gone_s: float | None = None   # monotonic: when it was lost or stopped
 
     def describe(self, now: float, stats: dict[str, ExecutorStats]) -> dict:
         """``stats``: what the jobs' drivers report of the executors (by executor id)."""
@@ -73,68 +96,50 @@ class WorkerRecord:
                 "memory_bytes": self.memory_bytes,
                 "memory_used": sum(s.memory_used for s in mine),
                 "rss_bytes": sum(s.rss_bytes for s in mine),
-                "alive": self.alive, "last_heartbeat_s_ago": round(now - self.last_seen_s, 1),
+                "alive": self.alive, "state": self.state,
+                "last_heartbeat_s_ago": round(now - self.last_seen_s, 1),
                 "executors": sorted(self.executors)}
 
 
-@dataclass
-class JobRecord:
-    job_id: str
-    name: str
-    script_name: str
-    args: list[str]
-    cores_wanted: int
-    owner: str
-    submitted_s: float          # wall clock, like ended_s
-    state: str = RUNNING
-    process: JobProcess | None = None
-    py_files: dict[str, bytes] = field(default_factory=dict)
-    app_identity: bytes | None = None
-    app_endpoint: str = ""
-    executors: list[str] = field(default_factory=list)  # oldest first
-    executor_failures: int = 0
-    submitters: set[bytes] = field(default_factory=set)
-    output: collections.deque = field(default_factory=collections.deque)
-    output_bytes: int = 0
-    ended_s: float | None = None
-    exit_code: int | None = None
-    message: str = ""
-    kill_requested: bool = False
-    executor_stats: dict[str, ExecutorStats] = field(default_factory=dict)
-    batches_completed: int = 0   # as its driver reports them (failed ones included)
-    batches_failed: int = 0
-
-    def describe(self) -> dict:
-        return {"job_id": self.job_id, "name": self.name, "state": self.state, "owner": self.owner,
-                "submitted": self.submitted_s, "ended": self.ended_s, "exit_code": self.exit_code,
-                "cores_wanted": self.cores_wanted, "executors": list(self.executors),
-                "running_tasks": sum(self.executor_stats[e].running_tasks
-                                     for e in self.executors if e in self.executor_stats),
-                "batches_completed": self.batches_completed,
-                "batches_failed": self.batches_failed,
-                "driver_endpoint": self.app_endpoint, "message": self.message}
-
-
-class ClusterService(RouterLoop):
+class ClusterService(LogRequests, ElasticJobs, SqlRelay, RouterLoop):
     log = log
 
     def __init__(self, transport: Transport, host: str, port: int, work_dir: Path,
                  advertise_host: str, heartbeat_interval_s: float = 1.0,
-                 heartbeat_timeout_s: float = 10.0, executor_memory: str = "512m"):
-        super().__init__("sluicegate-service", transport, host, port, heartbeat_interval_s)
+                 heartbeat_timeout_s: float = 10.0, executor_memory: str = "512m",
+                 job_output_bytes: int = DEFAULT_JOB_OUTPUT_BYTES, keep_jobs: bool = False,
+                 worker_retention_s: float = DEFAULT_WORKER_RETENTION_S):
+        """``job_output_bytes``: how much of each output stream of a job its directory keeps.
+        ``keep_jobs``: a stopping service leaves running jobs running (the next one adopts
+        them) instead of stopping them. ``worker_retention_s``: how long a lost or stopped
+        worker stays listed."""
+        self.work_dir = Path(work_dir)
+        (self.work_dir / "jobs").mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock_work_dir(self.work_dir)
+        try:
+            super().__init__("sluicegate-service", transport, host, port, heartbeat_interval_s)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self.transport = transport
         self.host = host
         self.advertise_host = advertise_host
-        self.work_dir = Path(work_dir)
         self.heartbeat_interval_s = heartbeat_interval_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.executor_memory = executor_memory
         self.executor_memory_bytes = max(1, parse_size_bytes(executor_memory))
+        self.segment_bytes = max(1 << 16, job_output_bytes // OUTPUT_SEGMENTS)
+        self.keep_jobs = keep_jobs
+        self.worker_retention_s = worker_retention_s
         self.workers: dict[str, WorkerRecord] = {}
+        self._init_log_requests()
+        self._init_elastic()  # rebalance and dynamic allocation (elastic.py)
         self.jobs: dict[str, JobRecord] = {}
         self._job_numbers = itertools.count(1)
-        self._executor_numbers = itertools.count(1)
-        (self.work_dir / "jobs").mkdir(parents=True, exist_ok=True)
+        self._next_output_s = 0.0
+        self._rebalance_at: float | None = None
+        self._executor_number = self._read_executor_counter()
+        self._recover_jobs()
 
     @property
     def master_url(self) -> str:
@@ -158,8 +163,10 @@ class ClusterService(RouterLoop):
                               message.memory_bytes, message.pid, now, now)
         record.executor_slots = min(record.cores,
                                     max(0, message.memory_bytes) // self.executor_memory_bytes)
-        for job_id, executor_id in message.executors:
-            record.executors[executor_id] = job_id
+        for entry in message.executors[:10_000]:
+            if (isinstance(entry, list) and len(entry) == 2
+                    and all(isinstance(v, str) for v in entry)):
+                record.executors[entry[1]] = entry[0]
         if known is not None and known.alive:
             log.info("worker %s registered again", message.worker_id)
         self.workers[message.worker_id] = record
@@ -171,7 +178,32 @@ class ClusterService(RouterLoop):
             log.warning("worker %s runs at most %d executors: its %d MB hold %d of %s each "
                         "(--executor-memory)", message.worker_id, record.executor_slots,
                         message.memory_bytes >> 20, record.executor_slots, self.executor_memory)
+        self._take_reported_executors(record, known)
         self._rebalance()
+
+    def _take_reported_executors(self, worker: WorkerRecord, known: WorkerRecord | None) -> None:
+        """A (re-)registered worker's executors are the truth: they join their running jobs
+        (after a service restart, that is how an adopted job gets its executors back), the
+        ones of ended jobs are stopped, and the ones it no longer runs leave their jobs."""
+        for executor_id, job_id in list(worker.executors.items()):
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue  # its job's driver may register yet, and adopts it then
+            if job.state == RUNNING:
+                if executor_id not in job.executors:
+                    job.executors.append(executor_id)
+                    log.info("job %s: took over its running executor %s on worker %s", job_id,
+                             executor_id, worker.worker_id)
+            else:
+                self.send(worker.identity, KillExecutor(job_id, executor_id, f"job {job_id} has ended"))
+        if known is None:
+            return
+        for executor_id, job_id in known.executors.items():
+            job = self.jobs.get(job_id)
+            if executor_id not in worker.executors and job is not None and executor_id in job.executors:
+                job.executors.remove(executor_id)
+                self._tell_app(job, ExecutorRemoved(
+                    executor_id, f"worker {worker.worker_id} no longer runs it"))
 
     def _worker_heartbeat(self, identity: bytes, message: WorkerHeartbeat, now: float) -> None:
         worker = self.workers.get(message.worker_id)
@@ -189,24 +221,49 @@ class ClusterService(RouterLoop):
         job = self.jobs.get(message.job_id)
         if job is not None and message.executor_id in job.executors:
             job.executors.remove(message.executor_id)
+            # An executor whose driver died exits too: settle the job first, so that none
+            # is started again for a job that has just ended.
+            self._check_job(job, now)
             if job.state == RUNNING and message.exit_code != 0:
                 job.executor_failures += 1
             self._tell_app(job, ExecutorRemoved(
                 message.executor_id, f"its process exited with code {message.exit_code}"))
         self._rebalance()
 
-    def _worker_lost(self, worker: WorkerRecord, reason: str) -> None:
+    def _worker_lost(self, worker: WorkerRecord, reason: str, state: str = WORKER_LOST) -> None:
         if not worker.alive:
             return
         worker.alive = False
-        log.warning("worker %s lost: %s", worker.worker_id, reason)
+        worker.state = state
+        worker.gone_s = time.monotonic()
+        if state == STOPPED:
+            log.info("worker %s stopped: %s", worker.worker_id, reason)
+        else:
+            log.warning("worker %s lost: %s", worker.worker_id, reason)
         for executor_id, job_id in list(worker.executors.items()):
             job = self.jobs.get(job_id)
             if job is not None and executor_id in job.executors:
                 job.executors.remove(executor_id)
-                self._tell_app(job, ExecutorRemoved(executor_id, f"worker {worker.worker_id} lost"))
+                self._tell_app(job, ExecutorRemoved(executor_id,
+                                                    f"worker {worker.worker_id} {state}"))
         worker.executors.clear()
+        self._worker_gone_from_log_requests(worker.worker_id, time.monotonic())
         self._rebalance()
+
+    def _worker_leaving(self, identity: bytes, message: WorkerLeaving, now: float) -> None:
+        worker = self.workers.get(message.worker_id)
+        if worker is None or worker.identity != identity:
+            return
+        self._worker_lost(worker, message.reason[:500] or "it was told to stop", STOPPED)
+
+    def _forget_gone_workers(self, now: float) -> None:
+        """Lost and stopped workers leave the listings after ``worker_retention_s``."""
+        for worker in list(self.workers.values()):
+            if (not worker.alive and worker.gone_s is not None
+                    and now - worker.gone_s >= self.worker_retention_s):
+                del self.workers[worker.worker_id]
+                log.info("worker %s (%s) forgotten after %.0fs", worker.worker_id, worker.state,
+                         now - worker.gone_s)
 
     def on_unreachable(self, identity: bytes) -> None:
         worker = self.workers.get(identity.decode(errors="replace"))
@@ -222,23 +279,44 @@ class ClusterService(RouterLoop):
                 self._worker_lost(worker, f"no heartbeat for {self.heartbeat_timeout_s:.0f}s")
             else:
                 self.send(worker.identity, beat)
+        self._forget_gone_workers(now)
+        self._end_log_requests(now)
+        self._expire_sql_queries(now)
+        for job in list(self.jobs.values()):
+            self._check_job(job, now)
+        if self._rebalance_at is not None and now >= self._rebalance_at:
+            self._rebalance_at = None
+            self._rebalance()
+
+    def after_pass(self, now: float) -> None:
+        if now < self._next_output_s:
+            return
+        self._next_output_s = now + OUTPUT_POLL_S
+        for job in list(self.jobs.values()):
+            if job.watchers:
+                self._feed_watchers(job)
 
     # -- allocation -------------------------------------------------------------------
     def _rebalance(self) -> None:
+        now = time.monotonic()
         workers = [WorkerCores(w.worker_id, w.executor_slots, len(w.executors))
                    for w in self.workers.values() if w.alive]
-        jobs = [JobCores(j.job_id, j.cores_wanted, list(j.executors))
+        # Only a job whose driver is there (it registered lately) gets executors, and an
+        # adopted one only once the workers had time to report the executors it has.
+        jobs = [JobCores(j.job_id, self._job_cap(j), list(j.executors))
                 for j in self.jobs.values()
                 if j.state == RUNNING and j.app_identity is not None
+                and now - j.last_registered_s <= APP_SILENCE_S and now >= j.launch_after_s
                 and j.executor_failures < MAX_EXECUTOR_FAILURES]
         decision = allocate(workers, jobs)
         for job_id, worker_id in decision.launches:
             self._launch_executor(self.jobs[job_id], self.workers[worker_id])
         for job_id, executor_id in decision.releases:
             self._kill_executor(self.jobs[job_id], executor_id, "making room for another job")
+        self._enforce_caps()
 
     def _launch_executor(self, job: JobRecord, worker: WorkerRecord) -> None:
-        executor_id = f"{job.job_id}-exec-{next(self._executor_numbers)}"
+        executor_id = f"{job.job_id}-exec-{self._next_executor_number()}"
         names = sorted(job.py_files)
         message = LaunchExecutor(job.job_id, executor_id, job.app_endpoint, self.executor_memory,
                                  names, payload=[job.py_files[n] for n in names])
@@ -246,6 +324,22 @@ class ClusterService(RouterLoop):
             worker.executors[executor_id] = job.job_id
             job.executors.append(executor_id)
             log.info("job %s: executor %s on worker %s", job.job_id, executor_id, worker.worker_id)
+
+    def _read_executor_counter(self) -> int:
+        try:
+            return max(0, int((self.work_dir / EXECUTOR_COUNTER_FILE).read_text()))
+        except (OSError, ValueError):
+            return 0
+
+    def _next_executor_number(self) -> int:
+        """Executor ids stay unique across restarts on one work dir: a job's driver refuses an
+        id it has seen (and two live executors under one id would be mistaken for one)."""
+        self._executor_number += 1
+        try:
+            write_json_atomically(self.work_dir / EXECUTOR_COUNTER_FILE, self._executor_number)
+        except OSError as exc:
+            log.warning("could not record the executor counter: %s", exc)
+        return self._executor_number
 
     def _kill_executor(self, job: JobRecord, executor_id: str, reason: str) -> None:
         for worker in self.workers.values():
@@ -262,10 +356,19 @@ class ClusterService(RouterLoop):
     # -- applications (a job's driver) ---------------------------------------------------
     def _register_application(self, identity: bytes, message: RegisterApplication, now: float) -> None:
         job = self.jobs.get(message.job_id)
-        if job is None:  # a job from before a service restart: adopt it
+        if job is None:
+            # A job from before a service restart whose directory this service does not
+            # have (another work dir): known from its driver alone, for as long as it registers.
             job = JobRecord(message.job_id, message.app_name, "", [], message.cores_wanted,
-                            "unknown", time.time())
+                            "unknown", time.time(), launch_after_s=now + ADOPTION_GRACE_S)
+            self._schedule_rebalance(job.launch_after_s)
             self.jobs[job.job_id] = job
+            log.info("job %s adopted from its driver's registration", job.job_id)
+        elif job.state == LOST:  # it was thought gone, but its driver speaks: it runs
+            job.state, job.exit_code, job.message, job.ended_s = RUNNING, None, "", None
+        elif job.state != RUNNING:
+            return  # a registration sent before the job ended
+        job.last_registered_s = now
         first = job.app_identity is None
         job.app_identity = identity
         job.app_endpoint = message.driver_endpoint
@@ -295,6 +398,15 @@ class ClusterService(RouterLoop):
         job.executor_stats = stats
         job.batches_completed = max(0, message.batches_completed)
         job.batches_failed = max(0, message.batches_failed)
+        url = message.ui_url
+        if url != job.ui_url and (url == "" or (len(url) <= MAX_UI_URL and url.isprintable()
+                                                and url.startswith(("http://", "https://")))):
+            job.ui_url = url
+            if url:
+                log.info("job %s: status pages at %s", job.job_id, url)
+                for watcher_identity, watcher in list(job.watchers.items()):
+                    if watcher.stop_at is None:
+                        self.send(watcher_identity, JobStatusPages(job.job_id, job.name, url))
 
     def executor_stats(self) -> dict[str, ExecutorStats]:
         """Every running job's executors, as their drivers last reported them."""
@@ -323,18 +435,19 @@ class ClusterService(RouterLoop):
             for name, data in zip(message.py_file_names, message.payload[1:]):
                 py_files[Path(name).name] = bytes(data)
                 (job_dir / Path(name).name).write_bytes(bytes(data))
-            secret_file = job_dir / ".secret"
+            # The job's copy of the secret: its keeper removes it when the job ends.
+            secret_file = job_dir / SECRET_FILE
             fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(self.transport.secret or b"")
+            job = JobRecord(job_id, message.name or script.stem, script.name, list(message.args),
+                            max(0, message.cores), _owner(), time.time(), job_dir=job_dir,
+                            py_files=py_files)
+            write_job_file(job_dir, job.facts())
         except OSError as exc:
             shutil.rmtree(job_dir, ignore_errors=True)
             self.send(identity, JobRejected(f"could not store the job: {exc}"))
             return
-        job = JobRecord(job_id, message.name or script.stem, script.name, list(message.args),
-                        max(0, message.cores), _owner(), time.time(), py_files=py_files)
-        if not message.detach:
-            job.submitters.add(identity)
         env = dict(os.environ)
         python_path = [str(job_dir)] + [str(job_dir / n) for n in py_files if n.endswith((".zip", ".egg"))]
         env.update({
@@ -349,18 +462,19 @@ class ClusterService(RouterLoop):
         })
         if message.quiet:
             env["SLUICEGATE_QUIET"] = "1"
-        job.process = JobProcess(job_id, job_dir, script, job.args, env,
-                                 on_output=lambda j, s, d: self.post(lambda: self._job_output(j, s, d)),
-                                 on_exit=lambda j, c: self.post(lambda: self._job_exited(j, c)))
         self.jobs[job_id] = job
         try:
-            job.process.start()
+            job.process = JobProcess.start(job_id, job_dir, script, job.args, env,
+                                           self.segment_bytes, OUTPUT_SEGMENTS,
+                                           supervise=message.supervise)
         except OSError as exc:
             self._finish_job(job, FAILED, -1, f"could not start the job: {exc}")
             self.send(identity, JobRejected(job.message))
             return
+        if not message.detach:
+            job.watchers[identity] = Watcher(job.output_tails(0, 0))
         self.send(identity, JobAccepted(job_id))
-        log.info("job %s (%s) started: pid %s", job_id, job.name, job.process.pid)
+        log.info("job %s (%s) started in %s", job_id, job.name, job_dir)
         self._forget_old_jobs()
 
     def _new_job_id(self) -> str:
@@ -374,49 +488,80 @@ class ClusterService(RouterLoop):
     def _attach(self, identity: bytes, message: AttachJob, now: float) -> None:
         job = self.jobs.get(message.job_id)
         if job is None:
-            self.send(identity, CommandResult(False, f"no job {message.job_id}"))
+            self.send(identity, JobUnknown(message.job_id, f"no such job in its work dir {self.work_dir}"))
             return
-        for stream, data in job.output:
-            self.send(identity, JobOutput(job.job_id, stream, payload=[data]))
+        job.watchers[identity] = Watcher(job.output_tails(message.stdout_offset,
+                                                          message.stderr_offset))
         if job.state == RUNNING:
-            job.submitters.add(identity)
-        else:
-            self.send(identity, JobEnded(job.job_id, job.state, job.exit_code or 0, job.message))
+            self.send(identity, CommandResult(True, f"attached to {job.job_id}"))
+            if job.ui_url:
+                self.send(identity, JobStatusPages(job.job_id, job.name, job.ui_url))
+        self._feed_watchers(job)  # an ended job: the rest of its output, then its end
 
-    def _job_output(self, job_id: str, stream: str, data: bytes) -> None:
-        job = self.jobs.get(job_id)
-        if job is None:
+    def _feed_watchers(self, job: JobRecord) -> None:
+        """Send each watcher the job's output it does not have yet (a bounded amount per
+        call, so that one busy job cannot hold the loop), and an ended job's end once it
+        has all of it."""
+        for identity, watcher in list(job.watchers.items()):
+            budget = WATCHER_BYTES_PER_PASS
+            reachable = True
+            for stream, tail in watcher.tails.items():
+                while budget > 0 and reachable:
+                    chunk = tail.read(min(OUTPUT_CHUNK_BYTES, watcher.room(stream, budget)))
+                    if chunk is None:
+                        break
+                    offset, data = chunk
+                    budget -= len(data)
+                    reachable = self.send(identity, JobOutput(job.job_id, stream, offset, payload=[data]))
+            if not reachable:
+                job.watchers.pop(identity, None)
+            elif budget <= 0:
+                continue  # more to send: on the next pass
+            elif job.state != RUNNING:  # (budget left: all it had was read)
+                self.send(identity, JobEnded(job.job_id, job.state,
+                                             -1 if job.exit_code is None else job.exit_code,
+                                             job.message))
+                job.watchers.pop(identity, None)
+            elif watcher.stop_at is not None:
+                # Everything up to where the output ended when asked (or all there is, if
+                # the oldest of it was dropped meanwhile).
+                self.send(identity, JobLogsEnd(job.job_id, job.state))
+                job.watchers.pop(identity, None)
+
+    def _check_job(self, job: JobRecord, now: float) -> None:
+        """Has a running job ended? Its keeper's record says so (or the absence of its
+        processes); a job known from its driver alone has ended once that goes silent."""
+        if job.state != RUNNING:
             return
-        job.output.append((stream, data))
-        job.output_bytes += len(data)
-        while job.output_bytes > OUTPUT_TAIL_BYTES and len(job.output) > 1:
-            job.output_bytes -= len(job.output.popleft()[1])
-        for identity in list(job.submitters):
-            if not self.send(identity, JobOutput(job_id, stream, payload=[data])):
-                job.submitters.discard(identity)
-
-    def _job_exited(self, job_id: str, code: int) -> None:
-        job = self.jobs.get(job_id)
-        if job is None:
+        if job.process is not None:
+            ended = job.process.ended()
+            if ended is not None:
+                self._job_ended(job, ended)
+                return
+        elif now - job.last_registered_s > APP_SILENCE_S:
+            self._finish_job(job, LOST, -1, "its driver stopped registering, and this service "
+                                            "has no record of its process: its exit status is unknown")
             return
-        if job.kill_requested:
-            self._finish_job(job, KILLED, code, "killed on request")
-        elif code == 0:
-            self._finish_job(job, FINISHED, code, "")
-        else:
-            reason = f"exited with code {code}" if code > 0 else f"killed by signal {-code}"
-            self._finish_job(job, FAILED, code, reason)
+        if job.app_identity is not None and now - job.last_registered_s > APP_SILENCE_S:
+            log.warning("job %s: its driver has not registered for %.0fs; no executors for it "
+                        "until it does", job.job_id, now - job.last_registered_s)
+            job.app_identity = None
 
-    def _finish_job(self, job: JobRecord, state: str, code: int, message: str) -> None:
-        job.state, job.exit_code, job.message, job.ended_s = state, code, message, time.time()
+    def _job_ended(self, job: JobRecord, ended: JobExit) -> None:
+        self._finish_job(job, *end_state(job, ended), ended.ended_s)
+
+    def _finish_job(self, job: JobRecord, state: str, code: int, message: str,
+                    ended_s: float | None = None) -> None:
+        job.state, job.exit_code, job.message = state, code, message
+        job.ended_s = ended_s or time.time()
         for executor_id in list(job.executors):
             self._kill_executor(job, executor_id, f"job {job.job_id} ended")
         job.app_identity = None
         job.executor_stats = {}
-        for identity in job.submitters:
-            self.send(identity, JobEnded(job.job_id, state, code, message))
-        job.submitters.clear()
+        if job.job_dir is not None:
+            remove_secret(job.job_dir)  # (its keeper does too, unless it was killed)
         log.info("job %s %s%s", job.job_id, state.lower(), f": {message}" if message else "")
+        self._feed_watchers(job)
         self._rebalance()
 
     def _kill(self, identity: bytes, message: KillJob, now: float) -> None:
@@ -427,11 +572,13 @@ class ClusterService(RouterLoop):
         if job.state != RUNNING:
             self.send(identity, CommandResult(False, f"job {job.job_id} already {job.state.lower()}"))
             return
+        if job.process is None:
+            self.send(identity, CommandResult(
+                False, f"job {job.job_id} came back from before a restart without its directory "
+                       f"in {self.work_dir}: this service cannot signal it"))
+            return
         job.kill_requested = True
-        if job.process is not None:
-            job.process.terminate()
-        else:
-            self._finish_job(job, KILLED, -15, "killed on request")
+        job.process.terminate()  # if nothing was there, the next check records its end
         self.send(identity, CommandResult(True, f"killing job {job.job_id}"))
 
     def _list_jobs(self, identity: bytes, message: ListJobs, now: float) -> None:
@@ -445,18 +592,56 @@ class ClusterService(RouterLoop):
         self.send(identity, CommandResult(True, f"pong {message.nonce}"))
 
     def _forget_old_jobs(self) -> None:
+        """Keep the newest ``KEEP_FINISHED_JOBS`` ended jobs; the output files of older ones
+        go (so that the disk holds at most that many jobs' capped output), the rest of
+        their directories stays."""
         ended = [j for j in self.jobs.values() if j.state != RUNNING]
         for job in sorted(ended, key=lambda j: j.ended_s or 0)[:-KEEP_FINISHED_JOBS]:
             del self.jobs[job.job_id]
+            if job.job_dir is not None:
+                shutil.rmtree(job.job_dir / OUTPUT_DIR, ignore_errors=True)
+
+    def _schedule_rebalance(self, at_s: float) -> None:
+        self._rebalance_at = at_s if self._rebalance_at is None else min(self._rebalance_at, at_s)
+
+    # -- a restart ---------------------------------------------------------------------------
+    def _recover_jobs(self) -> None:
+        """The jobs an earlier service on this work dir started: the ones still running are
+        adopted (their executors come back with their workers' registrations), the others
+        are listed as they ended."""
+        adopt_until = time.monotonic() + ADOPTION_GRACE_S
+        for job in recover_jobs(self.work_dir / "jobs"):
+            if job.state == RUNNING:
+                job.launch_after_s = adopt_until
+                # Its driver registers again within seconds; until then it is not silent.
+                job.last_registered_s = time.monotonic()
+                log.info("job %s (%s) is still running (pid %s): adopted", job.job_id, job.name,
+                         job.process.pid)
+            self.jobs[job.job_id] = job
+        self._forget_old_jobs()
+        if any(j.state == RUNNING for j in self.jobs.values()):
+            self._schedule_rebalance(adopt_until)
 
     def on_shutdown(self) -> None:
+        if self.keep_jobs:
+            running = [j.job_id for j in self.jobs.values() if j.state == RUNNING]
+            if running:
+                log.info("leaving %d running jobs to the next service: %s", len(running),
+                         ", ".join(running))
+            return
         for job in self.jobs.values():
             if job.state == RUNNING and job.process is not None:
                 job.kill_requested = True
-                job.process.terminate(grace_s=5.0)
+                job.process.terminate()
         for worker in self.workers.values():
             for executor_id, job_id in list(worker.executors.items()):
                 self.send(worker.identity, KillExecutor(job_id, executor_id, "the service is stopping"))
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            os.close(self._lock_fd)  # another service may use the work dir now
 
     _handlers = {
         RegisterWorker: _register_worker,
@@ -470,7 +655,28 @@ class ClusterService(RouterLoop):
         ListJobs: _list_jobs,
         ClusterStatusRequest: _status,
         Ping: _ping,
+        WorkerLeaving: _worker_leaving,
+        **LogRequests.log_handlers,
+        **ElasticJobs.elastic_handlers,
+        **SqlRelay.sql_handlers,
     }
+
+
+class WorkDirInUse(RuntimeError):
+    """Another driver service runs on this work dir."""
+
+
+def _lock_work_dir(work_dir: Path) -> int:
+    """Hold the work dir for this service alone: two services adopting the same jobs would
+    fight over their executors. The lock goes with the process (a SIGKILL included)."""
+    fd = os.open(work_dir / "service.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise WorkDirInUse(f"another sluicegate driver uses the work dir {work_dir}: give this "
+                           "one another --work-dir (or port)") from None
+    return fd
 
 
 def _owner() -> str:

@@ -1,8 +1,65 @@
-"""SparkConf: an application's settings, with PySpark's API."""
+"""SparkConf: an application's settings, with PySpark's API; and the process's
+system properties (``SparkContext.setSystemProperty``), which stand in for the
+JVM's: a new ``SparkConf`` starts from their ``spark.*`` keys, as Spark's does.
+"""
 from __future__ import annotations
 
+import getpass
 import os
+import platform
+import tempfile
+import threading
 from typing import Iterable
+
+_system_properties: dict[str, str] = {}
+_system_lock = threading.Lock()
+
+
+def set_system_property(key: str, value: str | None) -> None:
+    """Set (or, with None, clear) a system property of this process."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"a system property needs a non-empty str key, got {key!r}")
+    with _system_lock:
+        if value is None:
+            _system_properties.pop(key, None)
+        else:
+            _system_properties[key] = str(value)
+
+
+def get_system_property(key: str) -> str | None:
+    """A system property set in this process, else one of the JVM's standard ones
+    that has a meaning here (``user.name``, ``user.home``, ``user.dir``,
+    ``java.io.tmpdir``, ``os.name``, ``os.arch``, the separators), else None."""
+    with _system_lock:
+        if key in _system_properties:
+            return _system_properties[key]
+    standard = _STANDARD.get(key)
+    return standard() if standard is not None else None
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no name for this uid: as the JVM, fall back
+        return "?"
+
+
+_STANDARD = {
+    "user.name": _user_name,
+    "user.home": lambda: os.path.expanduser("~"),
+    "user.dir": os.getcwd,
+    "java.io.tmpdir": tempfile.gettempdir,
+    "os.name": platform.system,
+    "os.arch": platform.machine,
+    "file.separator": lambda: os.sep,
+    "path.separator": lambda: os.pathsep,
+    "line.separator": lambda: os.linesep,
+}
+
+
+def _spark_system_properties() -> dict[str, str]:
+    with _system_lock:
+        return {k: v for k, v in _system_properties.items() if k.startswith("spark.")}
 
 
 class SparkConf:
@@ -11,7 +68,8 @@ class SparkConf:
     Setters return the conf, so calls chain:
     ``SparkConf().setMaster("local[3]").setAppName("wordcount")``.
     With ``loadDefaults`` the conf starts from ``SLUICEGATE_CONF_*``
-    environment variables (``SLUICEGATE_CONF_spark_task_maxFailures=2``).
+    environment variables (``SLUICEGATE_CONF_spark_task_maxFailures=2``) and
+    from the ``spark.*`` system properties (``SparkContext.setSystemProperty``).
     """
 
     def __init__(self, loadDefaults: bool = True, _jvm=None, _jconf=None):
@@ -20,6 +78,7 @@ class SparkConf:
             for name, value in os.environ.items():
                 if name.startswith("SLUICEGATE_CONF_"):
                     self._conf[name[len("SLUICEGATE_CONF_"):].replace("_", ".")] = value
+            self._conf.update(_spark_system_properties())
 
     def set(self, key: str, value) -> "SparkConf":
         """Set a configuration property."""

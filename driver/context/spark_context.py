@@ -14,13 +14,14 @@ import logging
 import os
 import pickle
 import re
+import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sluicegate.common import config as cfg
+from sluicegate.common import storage
 from sluicegate.common.accumulators import Accumulator, AccumulatorParam, default_param
 from sluicegate.common.auth import (
     SecurityError, is_loopback, new_secret, read_secret_file, resolve_secret)
@@ -36,16 +37,18 @@ from ..rdd.dependencies import ShuffleDependency
 from ..rdd.partitioner import Partitioner
 from ..scheduler.closures import ClosureRegistry
 from ..scheduler.stages import lineage_rdds
+from ..serializers import AutoBatchedSerializer, BatchedSerializer, CPickleSerializer
 from ..status.metrics import AppMetrics
 from ..status.server import AppStatusSource, StatusServer
-from .conf import SparkConf
+from .conf import SparkConf, get_system_property, set_system_property
 from .files import FileDistribution
 from .hadoop_input import HadoopInputs
-from .job_control import JobControl
+from .job_control import JobControl, LocalProperties
 
 log = logging.getLogger("sluicegate.driver")
 
 VERSION = "0.1.0"
+DEFAULT_APP_NAME = "pyspark-shell"  # PySpark's name for an application not given one
 
 _SPARK_5063 = (
     "It appears that you are attempting to reference SparkContext from a broadcast variable, "
@@ -85,6 +88,17 @@ def parse_local_master(master: str) -> tuple[int, int | None]:
     return n, (int(failures) if failures else None)
 
 
+def _max_task_failures(master: MasterSpec, conf: dict) -> int:
+    """Attempts a task gets: ``local[N,F]``'s F; Spark's single attempt for ``local[N]``
+    (a task's error fails its job at once); ``spark.task.maxFailures`` otherwise, or when
+    set explicitly (Spark ignores it in local mode; sluicegate honours it)."""
+    if master.max_failures:
+        return master.max_failures
+    if master.kind == "local" and cfg.TASK_MAX_FAILURES not in conf:
+        return 1
+    return cfg.get_setting(conf, cfg.TASK_MAX_FAILURES)
+
+
 class SparkContext(FileDistribution, JobControl, HadoopInputs):
     """Main entry point for sluicegate functionality (PySpark's ``SparkContext``).
 
@@ -102,6 +116,8 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
                  serializer: Any = None, conf: SparkConf | None = None, gateway: Any = None,
                  jsc: Any = None, profiler_cls: Any = None, udf_profiler_cls: Any = None,
                  memory_profiler_cls: Any = None):
+        from sluicegate.common.taskcontext import assert_on_driver
+        assert_on_driver()  # as PySpark: never inside a task, never on an executor
         with SparkContext._lock:
             active = SparkContext._active_spark_context
             if active is not None:
@@ -130,17 +146,25 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
                 # As a pip-installed PySpark does (spark-submit's default).
                 self._conf.setMaster("local[*]")
             if not self._conf.contains(cfg.APP_NAME):
-                raise RuntimeError("An application name must be set in your configuration")
+                self._conf.setAppName(DEFAULT_APP_NAME)
             self.master = self._conf.get(cfg.MASTER)
             self.appName = self._conf.get(cfg.APP_NAME)
             self.sparkHome = sparkHome
             self.pythonExec = os.environ.get("PYSPARK_PYTHON", "python3")
-            self.startTime = int(time.time() * 1000)
+            self.pythonVer = "%d.%d" % sys.version_info[:2]
+            # As PySpark's attributes; records travel as sluicegate chooses whatever they say.
+            unbatched = serializer if serializer is not None else CPickleSerializer()
+            self.serializer = (AutoBatchedSerializer(unbatched) if batchSize == 0
+                               else BatchedSerializer(unbatched, batchSize))
+            self.profiler_collector = None  # spark.python.profile is not supported
+            self.environment = {k[len("spark.executorEnv."):]: v for k, v in self._conf.getAll()
+                                if k.startswith("spark.executorEnv.")}
+            self._start_time = int(time.time() * 1000)
             self._callsite = _callsite()
             conf_dict = self._conf.as_dict()
             master_spec = parse_master(self.master, conf_dict)
-            self.applicationId = master_spec.job_id or f"local-{self.startTime}"
-            max_failures = master_spec.max_failures or cfg.get_setting(conf_dict, cfg.TASK_MAX_FAILURES)
+            self._application_id = master_spec.job_id or f"local-{self._start_time}"
+            max_failures = _max_task_failures(master_spec, conf_dict)
             self._closures = ClosureRegistry()
             self._rdd_ids = itertools.count(0)
             self._shuffle_ids = itertools.count(0)
@@ -149,7 +173,7 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
             self._accumulator_ids = itertools.count(0)
             self._accumulators: dict[int, Accumulator] = {}
             self._checkpoint_dir: str | None = None
-            self._local_properties: dict[str, str] = {}
+            self._local_properties = LocalProperties()  # per thread, as PySpark's
             self._stopped = False
             self._stop_hooks: list[Callable[[], None]] = []  # e.g. a StreamingContext on it
             self._ui = None
@@ -161,7 +185,11 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
                 self._metrics = AppMetrics(lambda: len(self._runtime.endpoint.registry.alive()))
                 self._runtime.status.listeners.append(self._metrics)
                 self._ui = self._start_ui(conf_dict)
+                self._start_files(pyFiles)
             except BaseException:  # e.g. a refused UI bind address: no executors left behind
+                if self._ui is not None:
+                    self._ui.stop()
+                self._stop_files()
                 self._runtime.stop()
                 raise
             SparkContext._active_spark_context = self
@@ -190,6 +218,7 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
                 except Exception:  # noqa: BLE001 - stopping must go on
                     log.exception("error in a stop hook")
             self._runtime.stop()
+            self._stop_files()
             if SparkContext._active_spark_context is self:
                 SparkContext._active_spark_context = None
 
@@ -211,10 +240,46 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
     def __repr__(self) -> str:
         return f"<SparkContext master={self.master} appName={self.appName}>"
 
+    @classmethod
+    def setSystemProperty(cls, key: str, value: str) -> None:
+        """Set a system property of this process (PySpark sets a JVM one); a ``spark.*``
+        one is a default of every SparkConf made afterwards. Call it before creating
+        the SparkContext."""
+        set_system_property(key, value)
+
+    @classmethod
+    def getSystemProperty(cls, key: str) -> str | None:
+        """A system property set with ``setSystemProperty`` (or a standard one such as
+        ``user.name``), or None."""
+        return get_system_property(key)
+
     # -- information ------------------------------------------------------------------
     @property
     def version(self) -> str:
         return VERSION
+
+    @property
+    def applicationId(self) -> str:
+        """The application's id: ``local-<start ms>`` in local mode, the job id on a cluster."""
+        return self._application_id
+
+    @property
+    def startTime(self) -> int:
+        """When the SparkContext started, in milliseconds since the epoch."""
+        return self._start_time
+
+    @property
+    def resources(self) -> dict:
+        """Custom resources (GPUs, FPGAs) of the driver: sluicegate schedules none."""
+        return {}
+
+    def show_profiles(self) -> None:
+        """Print Python profiles (PySpark with ``spark.python.profile``): not collected here."""
+        raise RuntimeError(_no_profiles(self._conf))
+
+    def dump_profiles(self, path: str) -> None:
+        """Dump Python profiles (PySpark with ``spark.python.profile``): not collected here."""
+        raise RuntimeError(_no_profiles(self._conf))
 
     @property
     def defaultParallelism(self) -> int:
@@ -250,6 +315,15 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
             log.warning("status pages disabled: %s", exc)
             return None
         log.info("status pages at %s", server.url)
+        if self._runtime.master.kind == "cluster":  # the service links to them, `jobs` lists them
+            self._runtime.backend.ui_url = server.url
+        # The port moves on (4041, 4042, ...) when 4040 is taken: printing it is the only way
+        # a user learns where this application's pages are. Quiet runs stay quiet, and a
+        # submitted job's `sluicegate submit` prints it (the service tells it).
+        if (cfg.get_setting(conf, cfg.PROGRESS) and os.environ.get("SLUICEGATE_QUIET") != "1"
+                and not os.environ.get("SLUICEGATE_JOB_ID")):
+            print(f"sluicegate: {self.appName} ({self.applicationId}): status pages at {server.url}",
+                  file=sys.stderr, flush=True)
         return server
 
     def getConf(self) -> SparkConf:
@@ -266,19 +340,6 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
         if not isinstance(level, int):
             raise ValueError(f"unknown log level {logLevel!r}")
         logging.getLogger("sluicegate").setLevel(level)
-
-    def setLocalProperty(self, key: str, value: str) -> None:
-        self._local_properties[key] = value
-
-    def getLocalProperty(self, key: str) -> str | None:
-        return self._local_properties.get(key)
-
-    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
-        self._local_properties["spark.jobGroup.id"] = groupId
-        self._local_properties["spark.job.description"] = description
-
-    def setJobDescription(self, value: str) -> None:
-        self._local_properties["spark.job.description"] = value
 
     # -- creating RDDs ------------------------------------------------------------------
     def parallelize(self, c: Iterable, numSlices: int | None = None) -> RDD:
@@ -387,12 +448,14 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
 
     # -- checkpoints -----------------------------------------------------------------------
     def setCheckpointDir(self, dirName: str) -> None:
-        """Directory for RDD checkpoints (created if missing)."""
+        """Directory for RDD checkpoints (created if missing): a local path, or a URL of
+        a file system every executor reaches (``s3a://bucket/checkpoints``)."""
         # One subdirectory per application (Spark's layout), so a restarted
         # driver's rdd-N directories never meet the old run's.
-        path = Path(str(dirName).removeprefix("file:")).absolute() / uuid.uuid4().hex
-        path.mkdir(parents=True, exist_ok=True)
-        self._checkpoint_dir = str(path)
+        storage.check_shared(str(dirName), "checkpoint directory")
+        path = storage.join(storage.absolute(str(dirName)), uuid.uuid4().hex)
+        storage.makedirs(path)
+        self._checkpoint_dir = path
 
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir
@@ -416,7 +479,7 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
         if bad:
             raise ValueError(f"partitions {bad} out of range for {rdd!r} with {total} partitions")
         self._prepare(rdd)
-        results = self._runtime.run_job(rdd, partitions)
+        results = self._runtime.run_job(rdd, partitions, properties=self._job_properties())
         decoded = [load_records(data) if data else [] for data in results]
         self._checkpoint_marked(rdd)
         return decoded
@@ -434,12 +497,7 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
 
     def _checkpoint_marked(self, rdd: RDD) -> None:
         for current in lineage_rdds(rdd):
-            if current._checkpoint_requested and current._checkpoint_path is None:
-                current._checkpoint_requested = False
-                directory = f"{self._checkpoint_dir}/rdd-{current.id()}"
-                current.mapPartitionsWithIndex(WriteCheckpointPartition(directory)).collect()
-                Path(directory).mkdir(parents=True, exist_ok=True)
-                current._checkpoint_path = directory
+            current._checkpoint_after_job()  # reliable or local checkpoints asked for
 
     # -- ids -------------------------------------------------------------------------------------
     def _next_rdd_id(self) -> int:
@@ -470,6 +528,15 @@ def _secret(conf: dict, master: MasterSpec) -> bytes:
     if master.kind == "cluster":  # a same-host cluster's default secret
         return resolve_secret(None, "127.0.0.1", create=False)[0]
     return new_secret()  # local mode: a fresh secret nobody else knows
+
+
+def _no_profiles(conf: SparkConf) -> str:
+    if (conf.get("spark.python.profile", "false").lower() != "true"
+            and conf.get("spark.python.profile.memory", "false").lower() != "true"):
+        return ("[INCORRECT_CONF_FOR_PROFILE] `spark.python.profile` or "
+                "`spark.python.profile.memory` configuration must be set to `true` to enable "
+                "Python profile.")
+    return "sluicegate does not collect Python profiles (spark.python.profile is not supported)"
 
 
 def _callsite() -> str:

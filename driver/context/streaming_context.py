@@ -12,16 +12,15 @@ import collections
 import itertools
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import cloudpickle
 
 from sluicegate.common import config as cfg
+from sluicegate.common import storage
 from sluicegate.common.storagelevel import StorageLevel
 
 from ..checkpoint import metadata
@@ -37,12 +36,15 @@ from ..receivers.socket_text import SocketTextReceiver
 from ..receivers.supervisor import ReceiverTracker
 from ..scheduler.batch_runner import Batch, BatchRunner, now_ms
 from ..scheduler.clock import SystemClock
+from ..cluster.scaling import ExecutorScaler
+from ..scheduler.allocation_manager import AllocationManager, AllocationSettings
+from ..scheduler.flow_control import FlowControl
 from ..scheduler.job_generator import JobGenerator, first_batch_time
 from ..scheduler.streaming_listener import (
     BatchInfo, OutputOperationInfo, StreamInputInfo, StreamingListener, StreamingListenerBus,
     StreamingListenerStreamingStarted)
 from ..status.listener import ConsoleProgress, StatusListener
-from .conf import SparkConf
+from .recovery import Recovery
 from .spark_context import VERSION, SparkContext
 
 log = logging.getLogger("sluicegate.streaming")
@@ -50,7 +52,7 @@ log = logging.getLogger("sluicegate.streaming")
 INITIALIZED, ACTIVE, STOPPED = "INITIALIZED", "ACTIVE", "STOPPED"
 
 
-class StreamingContext:
+class StreamingContext(Recovery):
     """Main entry point for streaming (PySpark's ``StreamingContext``).
 
     ``StreamingContext(sc, 1.0)`` cuts input into 1-second batches. ``clock``
@@ -77,11 +79,17 @@ class StreamingContext:
             block_interval_s=cfg.get_setting(conf, cfg.STREAMING_BLOCK_INTERVAL),
             max_rate=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_MAX_RATE),
             restart_delay_s=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_RESTART_DELAY),
-            spread=lambda: sparkContext._runtime.total_cores)
+            spread=lambda: sparkContext._runtime.total_cores, conf=conf)
         self._stream_ids = itertools.count(0)
-        self._generator = JobGenerator(self._clock, self._batch_ms, self._generate_batch)
         self._runner = BatchRunner(cfg.get_setting(conf, cfg.STREAMING_CONCURRENT_JOBS), self._bus,
                                    self._batch_done, self._report_error, self._tag_jobs)
+        # Backpressure, bounded receiver buffers, the cap on queued batches.
+        self._flow = FlowControl(conf, self._batch_ms, lambda: self._runner.pending_batches,
+                                 self._runner.wait_for_fewer)
+        self._flow_metrics = None
+        self._allocation: AllocationManager | None = None  # streaming dynamic allocation
+        self._generator = JobGenerator(self._clock, self._batch_ms, self._generate_batch,
+                                       self._flow.wait_for_batch_room)
         self._bus.add(StatusListener(sparkContext._runtime.status))
         if cfg.get_setting(conf, cfg.PROGRESS) and os.environ.get("SLUICEGATE_QUIET") != "1":
             self._bus.add(ConsoleProgress(self._batch_ms))
@@ -91,6 +99,7 @@ class StreamingContext:
         self._metadata_checkpoints = False
         self._fingerprint = ""
         self._recovered: metadata.StreamingCheckpoint | None = None
+        self._clock_ref: metadata.ClockRef | None = None  # the clock, as checkpoints hold it
         self._pending: set[int] = set()
         self._graph_lock = threading.RLock()  # generation, cleanup and checkpoints take turns
         self._old_signal_handlers: dict[int, Any] = {}
@@ -118,108 +127,6 @@ class StreamingContext:
         with cls._lock:
             return cls._activeContext
 
-    @classmethod
-    def getActiveOrCreate(cls, checkpointPath: str | None,
-                          setupFunc: Callable[[], "StreamingContext"]) -> "StreamingContext":
-        """The active context, else one recovered from ``checkpointPath``, else ``setupFunc()``."""
-        with cls._lock:
-            active = cls._activeContext
-            if active is not None:
-                return active
-            if checkpointPath is not None:
-                return cls.getOrCreate(checkpointPath, setupFunc)
-            return _call_setup(setupFunc)
-
-    @classmethod
-    def getOrCreate(cls, checkpointPath: str,
-                    setupFunc: Callable[[], "StreamingContext"]) -> "StreamingContext":
-        """Recover the context from the newest checkpoint in ``checkpointPath``, or, if
-        there is none, build it with ``setupFunc()``.
-
-        A recovered context has the checkpointed graph, state and input positions;
-        on ``start()`` it first re-runs the batches that were pending (and those
-        its downtime skipped), then goes on. A checkpoint written by another
-        sluicegate version or by a changed ``setupFunc`` is refused.
-
-        To tell a changed graph, ``setupFunc()`` runs during recovery too, but
-        only to define its graph (nothing starts): the shape of that graph
-        (operators, durations, partition counts, batch duration) must equal the
-        checkpointed one's. Its SparkContext (and clock) serve the recovered
-        context; the graph that runs is the checkpointed one, as in Spark.
-        """
-        stamp = metadata.fingerprint(setupFunc)
-        had_context = SparkContext._active_spark_context
-        built: list[StreamingContext] = []
-
-        def current_shape() -> dict:
-            ssc = _call_setup(setupFunc)
-            built.append(ssc)
-            return metadata.graph_shape(ssc._graph)
-
-        try:
-            checkpoint = metadata.read_latest(checkpointPath, stamp, current_shape)
-        except BaseException:
-            for ssc in built:  # defined, never started: let go of what setup made
-                ssc.stop(stopSparkContext=ssc.sparkContext is not had_context)
-            raise
-        if checkpoint is None:
-            ssc = _call_setup(setupFunc)
-            ssc._fingerprint = stamp
-            return ssc
-        clock = None
-        if built:
-            template = built[0]
-            sc, clock = template.sparkContext, template._clock
-            template.stop(stopSparkContext=False)
-        else:  # a checkpoint without a recorded shape: setup never ran
-            sc = SparkContext._active_spark_context
-            if sc is None:
-                sc = SparkContext(conf=SparkConf(loadDefaults=False).setAll(checkpoint.conf.items()))
-        log.warning("recovering streaming context from the checkpoint of batch %s in %s",
-                    checkpoint.time_ms, checkpointPath)
-        return cls._restore(sc, checkpoint, checkpointPath, stamp, clock)
-
-    @classmethod
-    def _restore(cls, sc: SparkContext, checkpoint: "metadata.StreamingCheckpoint",
-                 directory: str, stamp: str, clock: Any = None) -> "StreamingContext":
-        ssc = cls(sc, checkpoint.batch_ms / 1000.0, clock=clock)
-        ssc._fingerprint = stamp
-        ssc._graph = checkpoint.graph
-        streams = {id(s): s for s in ssc._graph.all_streams() + ssc._graph.inputs}.values()
-        for stream in streams:
-            stream._attach(ssc)
-        ssc._use_checkpoint_dir(directory)
-        stream_ids = [-1]
-        for op in ssc._graph.input_ops():
-            stream_ids.append(op.stream_id)
-            if isinstance(op, ReceiverInput):
-                ssc._receivers.add(op.receiver, op.stream_id)
-                # Batches that claimed blocks before the crash: forgotten (blocks, WAL
-                # files) once they fall out of memory, even if nothing computes them again.
-                op.restored_batches = {t for t, by_stream in checkpoint.received_batches.items()
-                                       if op.stream_id in by_stream}
-        ssc._stream_ids = itertools.count(max(stream_ids) + 1)
-        ssc._receivers.blocks.restore(checkpoint.received_batches, checkpoint.received_unallocated,
-                                      checkpoint.received_metadata)
-        referenced: set[str] = set()
-        for stream in streams:
-            referenced |= stream._checkpoint_paths()
-        removed = metadata.remove_unreferenced_data(directory, referenced, sc.getCheckpointDir())
-        if removed:
-            log.info("recovery: removed %d checkpoint data directories the restored metadata "
-                     "does not use: %s", len(removed), ", ".join(p.name for p in removed))
-        ssc._recovered = checkpoint
-        return ssc
-
-    def _use_checkpoint_dir(self, directory: str) -> None:
-        """``checkpoint(directory)``, keeping the SparkContext's application directory
-        if it is already one under ``directory`` (the setup function set it)."""
-        current = self._sc.getCheckpointDir()
-        if current is not None and Path(current).parent == Path(directory).absolute():
-            self._checkpoint_dir = str(Path(directory).absolute())
-        else:
-            self.checkpoint(directory)
-
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start receiving data and running batches."""
@@ -233,6 +140,7 @@ class StreamingContext:
                 raise ValueError("Only one StreamingContext may be started in this process")
             self._graph.validate()
             self._before_start()
+            self._start_flow_control()
             first = first_batch_time(self._clock.now_ms(), self._batch_ms)
             rerun: list[int] = []
             if self._recovered is not None:
@@ -267,12 +175,51 @@ class StreamingContext:
         self._bus.post(StreamingListenerStreamingStarted(now_ms()))
         log.info("streaming started: batches every %d ms from %d", self._batch_ms, first)
 
+    def _start_flow_control(self) -> None:
+        if cfg.get_setting(self._conf, cfg.DYN_ALLOCATION_ENABLED) and self._allocation is None:
+            scaler = ExecutorScaler.of(self._sc._runtime)
+            # A drained executor serves its blocks (state) until two batches replaced them.
+            scaler.settle_s = max(2.0, 2 * self._batch_ms / 1000.0)
+            self._allocation = AllocationManager(
+                AllocationSettings.from_conf(self._conf, scaler.max_executors), self._batch_ms,
+                scaler)
+            self._bus.add(self._allocation)
+            self._allocation.start()
+        self._flow.attach(self._receivers.supervisors, self._graph.input_ops(), self._bus.add)
+        status = self._sc._runtime.status
+        status.flow = self._flow.describe
+        metrics = getattr(self._sc, "_metrics", None)
+        if metrics is not None and self._flow_metrics is None:
+            self._flow_metrics = self._flow.metrics()
+            metrics.registry.register(self._flow_metrics)
+
+    def _stop_flow_control(self) -> None:
+        self._flow.stop()
+        if self._allocation is not None:
+            self._allocation.stop()
+        status = self._sc._runtime.status
+        if status.flow == self._flow.describe:  # the pages keep its last state, not this context
+            last = self._flow.describe()
+            status.flow = lambda: last
+        metrics = getattr(self._sc, "_metrics", None)
+        if metrics is not None and self._flow_metrics is not None:
+            try:
+                metrics.registry.unregister(self._flow_metrics)
+            except KeyError:
+                pass
+            self._flow_metrics = None
+
     def _before_start(self) -> None:
         streams = self._graph.all_streams()
-        if self._checkpoint_dir is None and any(s._must_checkpoint for s in streams):
+        # As Spark: state checkpoints go to the SparkContext's checkpoint directory, so
+        # sc.setCheckpointDir() is enough for them; ssc.checkpoint() also sets it, and adds
+        # the metadata checkpoints that getOrCreate recovers from.
+        if self._checkpoint_dir is None and self._sc.getCheckpointDir() is None and \
+                any(s._must_checkpoint for s in streams):
             raise ValueError("The checkpoint directory has not been set. Please set it by "
-                             "StreamingContext.checkpoint(): updateStateByKey, mapWithState and "
-                             "reduceByKeyAndWindow with an inverse function need one.")
+                             "StreamingContext.checkpoint() (or SparkContext.setCheckpointDir()): "
+                             "updateStateByKey, mapWithState and reduceByKeyAndWindow with an "
+                             "inverse function need one.")
         wal = cfg.get_setting(self._conf, cfg.STREAMING_WAL_ENABLE)
         if wal and self._checkpoint_dir is None:
             raise ValueError("Cannot enable the receiver write-ahead log without a checkpoint "
@@ -320,7 +267,9 @@ class StreamingContext:
                 self._changed.wait(0.2 if remaining is None else min(remaining, 0.2))
 
     def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
-        """Stop the streams; with ``stopGraceFully`` first process all received data."""
+        """Stop the streams; with ``stopGraceFully`` first process all received data
+        (and, with metadata checkpoints on, checkpoint every stateful stream's newest
+        state, so a restart or an upgrade starts from exactly there)."""
         with self._stop_lock:
             if self._state == ACTIVE:
                 if stopGraceFully:
@@ -329,7 +278,13 @@ class StreamingContext:
                     self._generator.stop()
                     self._receivers.stop()
                 self._runner.stop()
+                if stopGraceFully:
+                    self._savepoint()
                 self._bus.stop()
+                self._stop_flow_control()
+                for op in self._graph.input_ops():  # inputs with connections (Kafka) close them
+                    if hasattr(op, "close"):
+                        op.close()
                 self._restore_signal_handlers()
             with StreamingContext._lock:
                 if StreamingContext._activeContext is self:
@@ -407,7 +362,14 @@ class StreamingContext:
                 jobs = []
             info = BatchInfo(time_ms, now_ms())  # submitted once its jobs exist, as in Spark
             for op in self._graph.input_ops():
-                info.input_infos[op.stream_id] = StreamInputInfo(op.stream_id, op.num_records(time_ms))
+                if op.reports_input_info:
+                    notes = getattr(op, "input_metadata", None)  # e.g. a Kafka batch's offsets
+                    info.input_infos[op.stream_id] = StreamInputInfo(
+                        op.stream_id, op.num_records(time_ms), self._flow.input_metadata(
+                            op.stream_id, notes(time_ms) if notes
+                            else self._receivers.input_metadata(time_ms, op.stream_id)))
+                else:
+                    info.unreported_records += op.num_records(time_ms)
             for op, _ in jobs:
                 info.output_infos[op.output_id] = OutputOperationInfo(time_ms, op.output_id, op.name,
                                                                       op.description)
@@ -416,6 +378,7 @@ class StreamingContext:
         self._runner.submit(Batch(info, [(op.output_id, job) for op, job in jobs]))
 
     def _batch_done(self, batch: Batch) -> None:
+        self._flow.batch_done(batch.time_ms, self._receivers.blocks.blocks_of)
         with self._graph_lock:
             self._graph.clear_old(batch.time_ms)
             stale: list[str] = []
@@ -424,16 +387,20 @@ class StreamingContext:
             self._pending.discard(batch.time_ms)
             self._write_checkpoint(self._generator.last_generated_ms or batch.time_ms)
         for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
+            storage.remove_tree(path)  # a local directory or a URL
 
     # -- metadata checkpoints ---------------------------------------------------------------------
     def _checkpoint_record(self, time_ms: int) -> "metadata.StreamingCheckpoint":
         batches, unallocated, last_metadata = self._receivers.blocks.snapshot()
-        conf = {k: v for k, v in self._conf.items() if "secret" not in k.lower()}
+        conf = {k: v for k, v in self._conf.items()
+                if not any(word in k.lower() for word in ("secret", "token", "password"))}
+        if self._clock_ref is None and not isinstance(self._clock, SystemClock):
+            self._clock_ref = metadata.ClockRef(self._clock)
         return metadata.StreamingCheckpoint(
             VERSION, self._fingerprint, self._sc.appName, conf, self._batch_ms,
             self._graph.zero_ms or 0, time_ms, sorted(self._pending), self._graph, batches,
-            unallocated, last_metadata, str(self._checkpoint_dir), self._receivers.wal is not None)
+            unallocated, last_metadata, str(self._checkpoint_dir), self._receivers.wal is not None,
+            self._clock_ref)
 
     def _write_checkpoint(self, time_ms: int) -> None:
         if not self._metadata_checkpoints:
@@ -443,9 +410,10 @@ class StreamingContext:
         except Exception:  # noqa: BLE001 - a failed checkpoint must not stop the stream
             log.exception("could not write the metadata checkpoint for batch %s", time_ms)
 
-    def _tag_jobs(self, batch_ms: int | None, output_id: int | None) -> None:
+    def _tag_jobs(self, batch_ms: int | None, output_id: int | None,
+                  description: str | None = None) -> None:
         tags = self._sc._runtime.job_tags
-        tags.batch_ms, tags.output_id = batch_ms, output_id
+        tags.batch_ms, tags.output_id, tags.description = batch_ms, output_id, description
 
     def _report_error(self, error: BaseException) -> None:
         with self._changed:
@@ -453,6 +421,7 @@ class StreamingContext:
             self._changed.notify_all()
 
     def _store_block(self, block: ReceivedBlock) -> None:
+        self._flow.block_stored(block.stream_id, block.block_id, len(block.data), block.num_records)
         self._sc._runtime.store_input_block(block.block_id, block.data)
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -523,7 +492,7 @@ class StreamingContext:
     def checkpoint(self, directory: str) -> None:
         """Checkpoint to ``directory``: the metadata for ``getOrCreate`` recovery,
         stateful streams' state, and (if enabled) the receivers' write-ahead log."""
-        self._checkpoint_dir = str(Path(directory).absolute())
+        self._checkpoint_dir = storage.absolute(directory)  # a local directory or a URL
         self._sc.setCheckpointDir(self._checkpoint_dir)
 
     def addStreamingListener(self, streamingListener: StreamingListener) -> None:
@@ -537,10 +506,3 @@ class StreamingContext:
 
 def _union_rdds(time, *rdds):
     return rdds[0].context.union(list(rdds))
-
-
-def _call_setup(setupFunc: Callable[[], StreamingContext]) -> StreamingContext:
-    ssc = setupFunc()
-    if not isinstance(ssc, StreamingContext):
-        raise TypeError(f"setupFunc should return a StreamingContext, got {type(ssc).__name__}")
-    return ssc

@@ -20,6 +20,7 @@ from ..checkpoint.rdd_ref import CheckpointedRDD
 from ..rdd.base import RDD
 from .ops import StreamOp, Transformed, duration_ms, to_ms
 from .hadoop_output import HadoopFileOutputs
+from .kafka_output import KafkaOutputs
 from .output import Outputs
 from .pairs import PairOperations
 from .stateful import StatefulOperations
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOperations, Outputs,
-              HadoopFileOutputs):
+              HadoopFileOutputs, KafkaOutputs):
     """A Discretized Stream (PySpark's ``DStream``): a continuous sequence of
     RDDs of the same type, one per batch interval."""
 
@@ -85,8 +86,9 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
     def _note_checkpoints(self) -> list[str]:
         """Record RDDs checkpointed since; return state directories now superseded."""
         with self._lock:
-            done = {t: r for t, r in self._generated.items()
-                    if r is not None and r.isCheckpointed() and t not in self._checkpointed}
+            done = {t: r for t, r in self._generated.items()  # written to files, not local
+                    if r is not None and r.getCheckpointFile() is not None
+                    and t not in self._checkpointed}
             if not done:
                 return []
             for t, rdd in done.items():

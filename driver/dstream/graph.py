@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from .inputs import InputOp
     from .output import ForEach
 
+# The operators whose RDDs carry over from batch to batch: a code upgrade must keep them.
+STATEFUL_KINDS = frozenset({"updateStateByKey", "mapWithState", "reduceByKeyAndWindow", "window"})
+
 
 class DStreamGraph:
     def __init__(self, batch_ms: int):
@@ -60,17 +63,12 @@ class DStreamGraph:
                 stack.extend(stream._parents)
         return list(seen.values())
 
-    def shape(self) -> dict:
-        """The graph's shape: the batch duration, the remember duration and every
-        stream -- outputs in definition order, each preceded by what it is made of --
-        as ``{op, params, slide_ms, checkpoint_ms, parents (indexes)}``.
-
-        Parameters are durations and partition counts as the user gave them, never
-        functions, paths or hosts. A metadata checkpoint records it, and a context
-        recovered from that checkpoint must build the same shape (see
-        ``checkpoint.metadata``). Works before and after ``start``."""
+    def ordered_streams(self) -> list["DStream"]:
+        """Every stream in the order of the graph's shape: outputs in definition order,
+        each preceded by what it is made of (parents first, in order), then the inputs
+        no output reads."""
         index: dict[int, int] = {}
-        streams: list[dict] = []
+        ordered: list["DStream"] = []
 
         def visit(root: "DStream") -> None:
             stack: list[tuple["DStream", bool]] = [(root, False)]
@@ -82,15 +80,66 @@ class DStreamGraph:
                     stack.append((stream, True))
                     stack.extend((p, False) for p in reversed(stream._parents))
                     continue
-                index[id(stream)] = len(streams)
-                streams.append({**stream._shape(),
-                                "parents": [index[id(p)] for p in stream._parents]})
+                index[id(stream)] = len(ordered)
+                ordered.append(stream)
 
         for stream in self.outputs:
             visit(stream)
         for stream in self.inputs:  # an input no output reads still runs its receiver
             visit(stream)
+        return ordered
+
+    def shape(self) -> dict:
+        """The graph's shape: the batch duration, the remember duration and every
+        stream (in ``ordered_streams`` order) as ``{op, params, slide_ms,
+        checkpoint_ms, parents (indexes)}``.
+
+        Parameters are durations and partition counts as the user gave them, never
+        functions, paths or hosts. A metadata checkpoint records it, and a context
+        recovered from that checkpoint must build the same shape (see
+        ``checkpoint.metadata``). Works before and after ``start``."""
+        ordered = self.ordered_streams()
+        index = {id(stream): i for i, stream in enumerate(ordered)}
+        streams = [{**stream._shape(), "parents": [index[id(p)] for p in stream._parents]}
+                   for stream in ordered]
         return {"batch_ms": self.batch_ms, "remember_ms": self.remember_ms, "streams": streams}
+
+    def state_skeleton(self) -> list[tuple["DStream", dict]]:
+        """What a code upgrade must keep: the inputs (in definition order) and the
+        stateful streams (``STATEFUL_KINDS``, in the shape's order), each with an entry
+        ``{op, params, slide_ms, feeds, index}``. ``feeds`` are the skeleton positions
+        of its nearest input or stateful ancestors (the stateless streams between them
+        may change); ``index`` is its place in the full shape (for messages)."""
+        ordered = self.ordered_streams()
+        index = {id(stream): i for i, stream in enumerate(ordered)}
+        inputs = [s for s in self.inputs if id(s) in index]
+        stateful = [s for s in ordered if s._parents and s._shape()["op"] in STATEFUL_KINDS]
+        kept = inputs + stateful
+        position = {id(s): i for i, s in enumerate(kept)}
+
+        def feeds(stream: "DStream") -> list[int]:
+            found: list[int] = []
+            stack = list(reversed(stream._parents))
+            seen: set[int] = set()
+            while stack:
+                parent = stack.pop()
+                if id(parent) in seen:
+                    continue
+                seen.add(id(parent))
+                if id(parent) in position:
+                    if position[id(parent)] not in found:
+                        found.append(position[id(parent)])
+                else:
+                    stack.extend(reversed(parent._parents))
+            return found
+
+        skeleton = []
+        for stream in kept:
+            shape = stream._shape()
+            skeleton.append((stream, {"op": shape["op"], "params": shape["params"],
+                                      "slide_ms": shape["slide_ms"], "feeds": feeds(stream),
+                                      "index": index[id(stream)]}))
+        return skeleton
 
     def validate(self) -> None:
         if not self.outputs:

@@ -5,6 +5,9 @@
   a directory after start, each read once. A file is taken only once its size
   and modification time held still between two scans, so one being written
   is never read half-written; names starting with ``.`` or ``_`` are ignored.
+  The directory may be a URL (``s3a://bucket/prefix``, ``common.storage``):
+  an object's signature is its size and ETag, and a listing that fails finds
+  nothing new that batch (as Spark's FileInputDStream).
 * ``ReceiverInput`` -- socketTextStream / receiverStream: the blocks its
   receiver produced before the batch time.
 
@@ -16,11 +19,17 @@ and is restored on recovery, so a re-run batch reads exactly what it read.
 from __future__ import annotations
 
 import collections
+import copy
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sluicegate.common import storage
+
 from .ops import StreamOp
+
+log = logging.getLogger("sluicegate.streaming")
 
 if TYPE_CHECKING:
     from ..rdd.base import RDD
@@ -34,6 +43,10 @@ class CheckpointUnsupported(Exception):
 
 class InputOp(StreamOp):
     """An input stream: no parents, slides by the batch duration."""
+
+    # Whether a batch's BatchInfo.streamIdToInputInfo() has an entry for this input
+    # (Spark reports none for queue streams).
+    reports_input_info = True
 
     def __init__(self, batch_ms: int, stream_id: int):
         self.parents = []
@@ -66,8 +79,28 @@ class InputOp(StreamOp):
     def shape(self) -> tuple[str, dict]:
         return type(self).__name__, {}
 
+    # What says how far this kind of input has read: the attributes a code upgrade
+    # carries over from the checkpointed graph's input (``take_position``). Each kind
+    # declares its own; one that does not cannot be upgraded.
+    position_attributes: tuple[str, ...] = ()
+
+    def take_position(self, old: "InputOp") -> None:
+        """Continue where ``old`` -- the same input in a checkpointed graph -- stopped: the
+        batches it read and what each one held (a code upgrade of the application)."""
+        if type(old) is not type(self) or old.stream_id != self.stream_id:
+            raise ValueError(f"{self.describe()} cannot continue {old.describe()}: input streams "
+                             "must be defined in the same order, with the same kinds")
+        if "position_attributes" not in type(self).__dict__:
+            raise ValueError(f"{type(self).__name__} does not say what its input position is, "
+                             "so an upgrade cannot carry it over")
+        for name in ("records_by_batch", *self.position_attributes):
+            setattr(self, name, copy.deepcopy(getattr(old, name)))
+
 
 class QueueInput(InputOp):
+    reports_input_info = False  # as Spark: a queue stream reports no input info
+    position_attributes = ()  # never checkpointed: nothing to carry over
+
     def __init__(self, batch_ms: int, stream_id: int, queue: collections.deque,
                  one_at_a_time: bool, default: "RDD | None"):
         super().__init__(batch_ms, stream_id)
@@ -88,7 +121,9 @@ class QueueInput(InputOp):
             return rdd
         if self.default is not None:
             return self.default
-        return stream._sc.emptyRDD()
+        # An empty batch of one partition, as PySpark's exhausted queue gives: so count()
+        # of it (or of a window of such batches) is 0, not nothing.
+        return stream._sc.parallelize([], 1)
 
     def __getstate__(self):
         raise CheckpointUnsupported("queueStream doesn't support checkpointing: its queued RDDs "
@@ -100,21 +135,40 @@ class QueueInput(InputOp):
 
 
 class FileInput(InputOp):
+    position_attributes = ("seen", "candidates", "files_by_batch")
+
     def __init__(self, batch_ms: int, stream_id: int, directory: str, record_length: int | None):
         super().__init__(batch_ms, stream_id)
-        self.directory = Path(directory)
+        # A local directory, or the URL of one on a file system fsspec opens (a bucket prefix).
+        self.directory = storage.absolute(directory) if storage.is_remote(directory) \
+            else Path(directory)
+        if isinstance(self.directory, str):
+            storage.check_shared(self.directory, "textFileStream directory")
         self.record_length = record_length
         self.seen: set[str] = set()
         self.candidates: dict[str, tuple[int, int]] = {}
         self.files_by_batch: dict[int, list[str]] = {}
 
     def start(self, stream: "DStream") -> None:
-        if not self.directory.is_dir():
+        if not storage.can_watch(str(self.directory)):
             raise FileNotFoundError(f"textFileStream directory does not exist: {self.directory}")
         # Files present at start are old news (Spark's newFilesOnly).
-        self.seen.update(str(p) for p, _ in self._listing())
+        self.seen.update(str(p) for p, _ in self._listing(tolerate_errors=False))
 
-    def _listing(self) -> list[tuple[Path, tuple[int, int]]]:
+    def _listing(self, tolerate_errors: bool = True) -> list[tuple[Path | str, tuple]] | None:
+        """Files and signatures now in the directory; None when a remote one cannot be
+        listed (``tolerate_errors``; else the error is raised)."""
+        if isinstance(self.directory, str):  # an object's signature: size and ETag
+            if not tolerate_errors:
+                return [(url, (size, stamp))
+                        for _, url, size, stamp in storage.list_directory(self.directory)]
+            try:
+                return [(url, (size, stamp))
+                        for _, url, size, stamp in storage.list_directory(self.directory)]
+            except Exception as exc:  # noqa: BLE001 - as Spark: a failed listing finds nothing new
+                log.warning("textFileStream: could not list %s (%s: %s); looking again at the "
+                            "next batch", self.directory, type(exc).__name__, exc)
+                return None
         found = []
         try:
             entries = list(os.scandir(self.directory))
@@ -134,10 +188,14 @@ class FileInput(InputOp):
     def _select(self, time_ms: int) -> list[str]:
         if time_ms in self.files_by_batch:  # a batch re-run after recovery
             return self.files_by_batch[time_ms]
+        listing = self._listing()
+        if listing is None:  # nothing is known to be new; what was seen stays seen
+            self.files_by_batch[time_ms] = []
+            return []
         ready = []
         current: dict[str, tuple[int, int]] = {}
         present = set()
-        for path, signature in self._listing():
+        for path, signature in listing:
             name = str(path)
             present.add(name)
             if name in self.seen:
@@ -168,6 +226,7 @@ class FileInput(InputOp):
         super().forget(stream, time_ms, rdd)
         self.files_by_batch.pop(time_ms, None)
 
+
     def _remembered_times(self) -> set[int]:
         return super()._remembered_times() | set(self.files_by_batch)
 
@@ -181,6 +240,9 @@ class FileInput(InputOp):
 
 
 class ReceiverInput(InputOp):
+    # Its blocks and their claims are in the received-block tracker, restored apart.
+    position_attributes = ("block_ids_by_batch",)
+
     def __init__(self, batch_ms: int, stream_id: int, receiver: "Receiver"):
         super().__init__(batch_ms, stream_id)
         self.receiver = receiver
@@ -193,6 +255,7 @@ class ReceiverInput(InputOp):
         ids = [i.block_id for i in infos]
         self.block_ids_by_batch[time_ms] = ids
         return stream._sc._blocks_rdd(ids) if ids else stream._sc.emptyRDD()
+
 
     def forget(self, stream: "DStream", time_ms: int, rdd) -> None:
         super().forget(stream, time_ms, rdd)

@@ -103,6 +103,6 @@ class Outputs:
         replayed batch replaces it rather than duplicating it."""
         def save(time, rdd: "RDD") -> None:
             path = batch_path(prefix, suffix, to_ms(time))
-            save_text_atomically(rdd, Path(path), replace=True)
+            save_text_atomically(rdd, path, replace=True)  # a local path or a URL
 
         self._output(save, "saveAsTextFiles")

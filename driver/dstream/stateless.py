@@ -7,6 +7,7 @@ keep one closure id across batches.
 from __future__ import annotations
 
 import inspect
+from types import GenericAlias
 from typing import TYPE_CHECKING, Callable
 
 from sluicegate.common import taskfuncs as tf
@@ -36,6 +37,9 @@ def with_time(func: Callable, extra: int = 0) -> Callable:
 
 
 class StatelessOperations:
+    # ``DStream[Tuple[str, int]]`` in annotations, as PySpark's generic DStream allows.
+    __class_getitem__ = classmethod(GenericAlias)
+
     def map(self: "DStream", f: Callable, preservesPartitioning: bool = False) -> "DStream":
         """Apply ``f`` to each element of each RDD."""
         return self._derive(lambda t, rdd: rdd.map(f, preservesPartitioning), kind="map")

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import functools
+import math
 import operator
+import warnings
 import os
 import shutil
 import uuid
@@ -11,7 +13,10 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from sluicegate.common import rdd_funcs as rf
+from sluicegate.common import storage
 from sluicegate.common import taskfuncs as tf
+from sluicegate.common.stopiteration import fail_on_stopiteration
 
 if TYPE_CHECKING:
     from .base import RDD
@@ -23,6 +28,19 @@ class Actions:
     def collect(self: "RDD") -> list:
         """All elements, in partition order."""
         return list(chain.from_iterable(self.ctx._run_job(self)))
+
+    def collectWithJobGroup(self: "RDD", groupId: str, description: str,
+                            interruptOnCancel: bool = False) -> list:
+        """``collect`` in job group ``groupId`` (deprecated in PySpark 3.1).
+
+        Like PySpark, this sets the job group of the calling thread, which
+        stays set for its later jobs.
+        """
+        warnings.warn("collectWithJobGroup is deprecated since PySpark 3.1: call "
+                      "sc.setJobGroup(groupId, description) and then collect()", FutureWarning,
+                      stacklevel=2)
+        self.ctx.setJobGroup(groupId, description, interruptOnCancel)
+        return self.collect()
 
     def collectAsMap(self: "RDD") -> dict:
         return dict(self.collect())
@@ -68,23 +86,51 @@ class Actions:
         values = self.mapPartitions(tf.ReducePartition(f)).collect()
         if not values:
             raise ValueError("Can not reduce() empty RDD")
-        return functools.reduce(f, values)
+        return functools.reduce(fail_on_stopiteration(f), values)
 
     def treeReduce(self: "RDD", f: Callable, depth: int = 2) -> Any:
-        return self.reduce(f)
+        """``reduce`` in a multi-level tree of partial results (see ``treeAggregate``)."""
+        if depth < 1:
+            raise ValueError("Depth cannot be smaller than 1 but got %d." % depth)
+        placeholder = (None, True)  # (value, is_placeholder): empty partitions add nothing
+        merge = rf.MergeReal(f)
+        value, empty = self.map(rf.as_real).treeAggregate(placeholder, merge, merge, depth)
+        if empty:
+            raise ValueError("Cannot reduce empty RDD.")
+        return value
 
     def fold(self: "RDD", zeroValue: Any, op: Callable) -> Any:
         """Fold each partition from ``zeroValue``, then fold the results from it again."""
         values = self.mapPartitions(tf.FoldPartition(zeroValue, op)).collect()
-        return functools.reduce(op, values, zeroValue)
+        return functools.reduce(fail_on_stopiteration(op), values, zeroValue)
 
     def aggregate(self: "RDD", zeroValue: Any, seqOp: Callable, combOp: Callable) -> Any:
         """Aggregate each partition with ``seqOp`` from ``zeroValue``, combine with ``combOp``."""
         values = self.mapPartitions(tf.FoldPartition(zeroValue, seqOp)).collect()
-        return functools.reduce(combOp, values, zeroValue)
+        return functools.reduce(fail_on_stopiteration(combOp), values, zeroValue)
 
-    def treeAggregate(self: "RDD", zeroValue, seqOp, combOp, depth: int = 2):
-        return self.aggregate(zeroValue, seqOp, combOp)
+    def treeAggregate(self: "RDD", zeroValue: Any, seqOp: Callable, combOp: Callable,
+                      depth: int = 2) -> Any:
+        """``aggregate`` whose partial results are combined in a tree of about
+        ``depth`` levels of shuffles, so the driver merges only a few of them.
+
+        Unlike ``aggregate``, the zero is not folded in again at the end (as
+        PySpark): n empty partitions give ``combOp`` applied to n zeros.
+        """
+        if depth < 1:
+            raise ValueError("Depth cannot be smaller than 1 but got %d." % depth)
+        if self.getNumPartitions() == 0:
+            return zeroValue
+        partial = self.mapPartitions(tf.FoldPartition(zeroValue, seqOp))
+        groups = partial.getNumPartitions()
+        scale = max(int(math.ceil(groups ** (1.0 / depth))), 2)
+        # Another level only while it cuts the work of the level after it.
+        while groups > scale + groups / scale:
+            groups /= scale
+            level = int(groups)
+            partial = (partial.mapPartitionsWithIndex(rf.KeyByPartitionModulo(level))
+                       .reduceByKey(combOp, level).values())
+        return partial.reduce(combOp)
 
     def sum(self: "RDD") -> Any:
         return self.mapPartitions(tf.sum_partition).fold(0, operator.add)
@@ -98,13 +144,6 @@ class Actions:
         if key is None:
             return self.reduce(min)
         return self.reduce(functools.partial(tf.min_by, key))
-
-    def mean(self: "RDD") -> float:
-        """The mean of the elements (0.0 for an empty RDD, as PySpark's StatCounter)."""
-        if self.getNumPartitions() == 0:
-            raise ValueError("Can not reduce() empty RDD")
-        count, total = self.map(tf.count_and_value).fold((0, 0), tf.add_pairs)
-        return total / count if count else 0.0
 
     def top(self: "RDD", num: int, key: Callable | None = None) -> list:
         """The ``num`` largest elements, largest first."""
@@ -145,28 +184,53 @@ class Actions:
         """Write each element's ``str`` as a line: ``path/part-NNNNN`` plus ``_SUCCESS``.
 
         The parts are written in a staging directory next to ``path`` and
-        moved into place only when every partition succeeded.
+        moved into place only when every partition succeeded. ``path`` may be
+        an fsspec URL (``s3a://bucket/out``); see ``save_atomically``.
         """
         if compressionCodecClass is not None:
             raise ValueError(f"compression codec {compressionCodecClass!r} is not supported")
-        target = Path(str(path).removeprefix("file://").removeprefix("file:"))
-        if target.exists():
-            raise FileExistsError(f"Output directory file:{target.absolute()} already exists")
-        save_text_atomically(self, target, replace=False)
+        save_text_atomically(self, new_output_directory(path), replace=False)
 
 
-def save_text_atomically(rdd: "RDD", target: Path, replace: bool) -> None:
-    """Write ``rdd`` as text parts into ``target`` in one rename.
+def new_output_directory(path: str) -> Path | str:
+    """The directory ``path`` names (a local ``Path``, or a URL); refused when it exists,
+    as Hadoop's FileOutputFormat refuses it (FileAlreadyExistsException)."""
+    if storage.is_remote(str(path)):
+        storage.check_shared(str(path), "output directory")
+        if storage.exists(str(path)):
+            raise FileExistsError(f"Output directory {storage.absolute(str(path))} already exists")
+        return storage.absolute(str(path))
+    target = Path(storage.local_path(str(path)))
+    if target.exists():
+        raise FileExistsError(f"Output directory file:{target.absolute()} already exists")
+    return target
+
+
+def save_text_atomically(rdd: "RDD", target: Path | str, replace: bool) -> None:
+    """Write ``rdd`` as text parts into ``target`` in one rename (``save_atomically``)."""
+    save_atomically(rdd, target, replace, tf.WriteTextPartition)
+
+
+def save_atomically(rdd: "RDD", target: Path | str, replace: bool,
+                    part_writer: Callable[[str], Callable]) -> None:
+    """Write ``rdd``'s part files into ``target`` in one rename; ``part_writer(staging_dir)``
+    is the ``mapPartitionsWithIndex`` function writing one partition's part file.
 
     With ``replace`` an existing ``target`` (a replayed batch) is swapped out,
     and what an earlier attempt of it left behind when its driver died (a
     staging or swapped-out directory) is removed once the new one is in place.
+
+    A URL (``s3://``, ``gs://``, ``hdfs://``...) has no rename to commit with: see
+    ``save_remote``.
     """
-    target = target.absolute()
+    if storage.is_remote(str(target)):
+        save_remote(rdd, str(target), replace, part_writer)
+        return
+    target = Path(storage.local_path(str(target))).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.staging-{uuid.uuid4().hex[:12]}"
     try:
-        rdd.mapPartitionsWithIndex(tf.WriteTextPartition(str(staging))).collect()
+        rdd.mapPartitionsWithIndex(part_writer(str(staging))).collect()
         staging.mkdir(exist_ok=True)  # an RDD with no partitions still saves a directory
         (staging / "_SUCCESS").touch()
         if replace and target.exists():
@@ -183,3 +247,27 @@ def save_text_atomically(rdd: "RDD", target: Path, replace: bool) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def save_remote(rdd: "RDD", target: str, replace: bool,
+                part_writer: Callable[[str], Callable]) -> None:
+    """``save_atomically`` on a file system without rename (an object store).
+
+    Each task uploads its part whole under ``target/_temporary/<attempt id>/`` (a
+    task run twice uploads the same name twice: one part). Once every partition
+    succeeded, ``storage.commit_directory`` copies the parts into ``target`` and
+    writes ``_SUCCESS`` last; with ``replace`` (a batch run again after a driver
+    died) it first deletes what ``target`` held -- ``_SUCCESS`` first, and the
+    staging areas of killed attempts -- so a replayed batch replaces its output,
+    never adds to it. A directory without ``_SUCCESS`` is incomplete: a reader that
+    wants only complete outputs checks for it, as with Hadoop's committers.
+    """
+    storage.check_shared(target, "output directory")
+    target = storage.absolute(target)
+    staging = storage.staging_directory(target)
+    try:
+        rdd.mapPartitionsWithIndex(part_writer(staging)).collect()
+        storage.commit_directory(staging, target, replace)
+    except BaseException:
+        storage.remove_tree(staging)
+        raise

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from sluicegate.common import rdd_funcs, storage
 from sluicegate.common.fileformats import is_splittable
 from sluicegate.common.protocol import plan as p
 
@@ -102,7 +103,7 @@ class TextFiles(Lineage):
         return self._splits
 
     def _compute_splits(self) -> list[p.PlanNode]:
-        files = [(f, os.path.getsize(f)) for f in expand_paths(self.path)]
+        files = expand_paths_sized(self.path)
         goal = sum(size for _, size in files) // self.min_partitions
         split_size = max(1, min(goal, self.LOCAL_BLOCK_SIZE))
         splits: list[p.PlanNode] = []
@@ -273,6 +274,27 @@ class Cartesian(Lineage):
         return p.CartesianNode(self.left._plan(split // n, planner), self.right._plan(split % n, planner))
 
 
+class Zipped(Lineage):
+    """``zip``: partition i pairs the i-th partitions of both parents in one task.
+
+    The task reads the first parent's partition, then a marker, then the
+    second's; ``zip_halves`` pairs them up in order.
+    """
+
+    def __init__(self, left: "RDD", right: "RDD"):
+        self.left, self.right = left, right
+        self.dependencies = [NarrowDependency(left), NarrowDependency(right)]
+
+    def num_partitions(self):
+        return self.left.getNumPartitions()
+
+    def plan(self, split, planner):
+        right = p.MapPartitionsNode(planner.register(rdd_funcs.mark_right_half), None,
+                                    self.right._plan(split, planner))
+        both = p.ConcatNode([self.left._plan(split, planner), right])
+        return p.MapPartitionsNode(planner.register(rdd_funcs.zip_halves), None, both)
+
+
 class LocalCombine(Lineage):
     """combineByKey on data already partitioned by the target partitioner: no shuffle."""
 
@@ -386,9 +408,20 @@ class CoGrouped(Lineage):
 
 def expand_paths(path: str) -> list[str]:
     """Files named by a path, directory, glob, or comma-separated list of them."""
-    found: list[str] = []
+    return [name for name, _ in expand_paths_sized(path, with_sizes=False)]
+
+
+def expand_paths_sized(path: str, with_sizes: bool = True) -> list[tuple[str, int]]:
+    """``(file, size in bytes)`` for the files ``expand_paths`` names. A local path or
+    ``file:`` URI is listed with os calls; any other URL with fsspec
+    (``common.storage``). Sizes are -1 when ``with_sizes`` is false (local files)."""
+    found: list[tuple[str, int]] = []
     for part in (x.strip() for x in str(path).split(",")):
         if not part:
+            continue
+        if storage.is_remote(part):
+            storage.check_shared(part, "input path")
+            found.extend(storage.expand_input(part))
             continue
         if part.startswith("file://"):
             part = part[len("file://"):]
@@ -397,13 +430,15 @@ def expand_paths(path: str) -> list[str]:
         matches = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
         if not matches or not all(os.path.exists(m) for m in matches):
             raise FileNotFoundError(f"Input path does not exist: {Path(part).absolute()}")
+        names: list[str] = []
         for match in matches:
             if os.path.isdir(match):
-                found.extend(sorted(
+                names.extend(sorted(
                     str(f) for f in Path(match).iterdir()
                     if f.is_file() and not f.name.startswith((".", "_"))))
             else:
-                found.append(match)
+                names.append(match)
+        found.extend((name, os.path.getsize(name) if with_sizes else -1) for name in names)
     return found
 
 

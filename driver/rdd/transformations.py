@@ -1,12 +1,13 @@
 """RDD transformations that do not need keys (PySpark's semantics and defaults)."""
 from __future__ import annotations
 
-import random
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from sluicegate.common import rdd_funcs as rf
 from sluicegate.common import taskfuncs as tf
 
 from . import lineage as lin
+from .barrier import RDDBarrier
 from .partitioner import Partitioner
 
 if TYPE_CHECKING:
@@ -60,14 +61,6 @@ class Transformations:
         return (self.map(tf.key_with_none)
                 .reduceByKey(tf.first_of_pair_arg, numPartitions)
                 .map(tf.first))
-
-    def sample(self: "RDD", withReplacement: bool, fraction: float, seed: int | None = None) -> "RDD":
-        """A sampled subset: each element kept with probability ``fraction``
-        (or, with replacement, a Poisson(fraction) number of times)."""
-        if fraction < 0.0:
-            raise ValueError(f"Fraction must be nonnegative, got {fraction}")
-        seed = random.randrange(1 << 32) if seed is None else seed
-        return self.mapPartitionsWithIndex(tf.Sample(withReplacement, fraction, seed), True)
 
     def union(self: "RDD", other: "RDD") -> "RDD":
         """All elements of both RDDs (duplicates kept)."""
@@ -124,6 +117,30 @@ class Transformations:
     def zipWithUniqueId(self: "RDD") -> "RDD":
         """Pairs ``(x, unique id)``: ids are k*n+i in partition i (no job)."""
         return self.mapPartitionsWithIndex(tf.WithUniqueId(self.getNumPartitions()))
+
+    def pipe(self: "RDD", command: str, env: dict[str, str] | None = None,
+             checkCode: bool = False) -> "RDD":
+        """Pipe each partition through an external command: every element's
+        ``str`` is written to its stdin as one line, and its stdout lines
+        (without the newline) are the new RDD's elements.
+
+        ``command`` is split like a shell would (no shell runs it). ``env`` is
+        the command's entire environment (none when omitted, as PySpark).
+        With ``checkCode`` a non-zero exit status fails the task.
+        """
+        if not isinstance(command, str):
+            raise TypeError(f"pipe() expects the command as a str, got {type(command).__name__}")
+        if env is not None and not isinstance(env, dict):
+            raise TypeError(f"pipe() expects env as a dict, got {type(env).__name__}")
+        return self.mapPartitions(rf.PipeThrough(command, env, checkCode))
+
+    def barrier(self: "RDD") -> "RDDBarrier":
+        """Mark the next stage as a barrier stage (PySpark's ``RDDBarrier``).
+
+        sluicegate runs it as an ordinary stage: its tasks are not launched
+        together and ``BarrierTaskContext`` is not available.
+        """
+        return RDDBarrier(self)
 
     def _with_partitioner(self: "RDD", partitioner: Partitioner) -> "RDD":
         self.partitioner = partitioner

@@ -7,6 +7,10 @@ executors do. A large interval's data becomes one block per executor rather
 than one: each block is a task, and five blocks a batch on two executors
 would keep one of them idle for a fifth of every batch. ``ReceivedBlockTracker`` holds each stream's blocks until a
 batch time claims them.
+
+Text that was not clean is counted on the way (lines with invalid UTF-8,
+lines dropped for being too long); the counts go to the batch that gets the
+interval's data, for its ``StreamInputInfo.metadata()`` and the metrics.
 """
 from __future__ import annotations
 
@@ -21,6 +25,10 @@ from typing import Any, Callable
 from sluicegate.common.serializer import dump_lines, dump_records
 
 log = logging.getLogger("sluicegate.streaming.receiver")
+
+# StreamInputInfo.metadata() keys of a receiver stream's batch input that was not clean.
+INVALID_UTF8_KEY = "invalidUtf8Lines"  # lines decoded with U+FFFD
+DROPPED_LINES_KEY = "droppedLongLines"  # lines longer than the maximum, dropped
 
 
 @dataclass(frozen=True)
@@ -96,15 +104,18 @@ class BlockGenerator:
     """
 
     def __init__(self, stream_id: int, interval_s: float, max_rate: int,
-                 on_block: Callable[[ReceivedBlock], None], spread: Callable[[], int] = lambda: 1):
+                 on_block: Callable[[ReceivedBlock], None], spread: Callable[[], int] = lambda: 1,
+                 on_notes: Callable[[int, dict], None] = lambda stream_id, notes: None):
         self.stream_id = stream_id
         self.interval_s = interval_s
         self.on_block = on_block
+        self.on_notes = on_notes  # counts of text that was not clean, once per cut
         self.spread = spread  # how many blocks a large interval becomes (the executors)
         self.limiter = RateLimiter(max_rate)
         self._records: list = []
         self._text = bytearray()
         self._text_lines = 0
+        self._notes: dict[str, int] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._closed = False  # refusing data: stopped
@@ -115,6 +126,10 @@ class BlockGenerator:
 
     def start(self) -> None:
         self._thread.start()
+
+    def buffered(self) -> tuple[int, int]:
+        """Records and text bytes waiting for the next cut (read by flow control)."""
+        return len(self._records), len(self._text)
 
     def _refuse_if_closed(self) -> None:
         if self._closed:
@@ -142,13 +157,18 @@ class BlockGenerator:
                 self._in_flight -= 1
                 self._idle.notify_all()
 
-    def add_text(self, text: bytes, lines: int) -> None:
-        """Complete newline-terminated lines, as received."""
+    def add_text(self, text: bytes, lines: int, invalid_utf8_lines: int = 0,
+                 dropped_lines: int = 0) -> None:
+        """Complete newline-terminated lines, as received; how many of them hold
+        invalid UTF-8, and how many lines were dropped before them."""
         self.limiter.take(lines, self._stop.is_set)
         with self._lock:
             self._refuse_if_closed()
             self._text += text
             self._text_lines += lines
+            for key, count in ((INVALID_UTF8_KEY, invalid_utf8_lines), (DROPPED_LINES_KEY, dropped_lines)):
+                if count:
+                    self._notes[key] = self._notes.get(key, 0) + count
 
     def _run(self) -> None:
         next_cut = time.monotonic() + self.interval_s
@@ -161,6 +181,9 @@ class BlockGenerator:
             records, self._records = self._records, []
             text, self._text = self._text, bytearray()
             lines, self._text_lines = self._text_lines, 0
+            notes, self._notes = self._notes, {}
+        if notes:  # before the blocks: a batch that gets them gets their counts too
+            self.on_notes(self.stream_id, notes)
         if records:
             pieces = max(1, min(self.spread(), len(records) // SPREAD_MIN_RECORDS))
             step = -(-len(records) // pieces)
@@ -209,6 +232,9 @@ class ReceivedBlockTracker:
         self._unallocated: dict[int, list[BlockInfo]] = defaultdict(list)
         self._batches: dict[int, dict[int, list[BlockInfo]]] = {}
         self.last_metadata: dict[int, Any] = {}
+        # Counts of text that was not clean: per stream until a batch claims them, then per batch.
+        self._unallocated_notes: dict[int, dict[str, int]] = {}
+        self._batch_notes: dict[int, dict[int, dict[str, int]]] = {}
         self._lock = threading.Lock()
 
     def add(self, stream_id: int, info: BlockInfo, metadata: Any = None) -> None:
@@ -216,6 +242,17 @@ class ReceivedBlockTracker:
             self._unallocated[stream_id].append(info)
             if metadata is not None:
                 self.last_metadata[stream_id] = metadata
+
+    def add_notes(self, stream_id: int, notes: dict[str, int]) -> None:
+        with self._lock:
+            waiting = self._unallocated_notes.setdefault(stream_id, {})
+            for key, count in notes.items():
+                waiting[key] = waiting.get(key, 0) + count
+
+    def notes_of(self, batch_ms: int, stream_id: int) -> dict[str, int]:
+        """The counts of text that was not clean in one stream's input of a batch."""
+        with self._lock:
+            return dict(self._batch_notes.get(batch_ms, {}).get(stream_id, {}))
 
     def known_block_ids(self) -> set[str]:
         with self._lock:
@@ -230,6 +267,9 @@ class ReceivedBlockTracker:
             if batch_ms in self._batches:
                 return
             self._batches[batch_ms] = {s: self._unallocated.pop(s, []) for s in stream_ids}
+            notes = {s: self._unallocated_notes.pop(s) for s in stream_ids if s in self._unallocated_notes}
+            if notes:
+                self._batch_notes[batch_ms] = notes
 
     def blocks_of(self, batch_ms: int, stream_id: int) -> list[BlockInfo]:
         with self._lock:
@@ -242,6 +282,11 @@ class ReceivedBlockTracker:
     def forget(self, batch_ms: int, stream_id: int) -> list[BlockInfo]:
         """Drop one stream's blocks of a batch; return them."""
         with self._lock:
+            notes = self._batch_notes.get(batch_ms)
+            if notes is not None:
+                notes.pop(stream_id, None)
+                if not notes:
+                    del self._batch_notes[batch_ms]
             streams = self._batches.get(batch_ms)
             if streams is None:
                 return []
@@ -258,6 +303,8 @@ class ReceivedBlockTracker:
             lost += sum(len(b) for b in self._unallocated.values())
             self._batches = {t: {} for t in self._batches}
             self._unallocated.clear()
+            self._unallocated_notes.clear()
+            self._batch_notes.clear()
             return lost
 
     def snapshot(self) -> tuple[dict, dict, dict]:

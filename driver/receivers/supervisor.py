@@ -5,7 +5,9 @@ whose ``onStart`` raises, or that asks to ``restart``, is stopped, and started
 again after the restart delay. The ``ReceiverTracker`` owns the supervisors
 and hands every cut block on: kept by the driver (so no executor loss can
 lose it), pushed to an executor ahead of its batch, and recorded for the next
-batch to claim.
+batch to claim. Counts of received text that was not clean (invalid UTF-8,
+lines too long) go with the data to its batch, whose input metadata shows
+them and whose generation logs one warning per stream.
 """
 from __future__ import annotations
 
@@ -19,7 +21,11 @@ from ..scheduler.streaming_listener import (
     ReceiverInfo, StreamingListenerBus, StreamingListenerReceiverError,
     StreamingListenerReceiverStarted, StreamingListenerReceiverStopped)
 from ..checkpoint.wal import ReceivedBlockLog
-from .blocks import BlockGenerator, BlockInfo, ReceivedBlock, ReceivedBlockTracker
+from sluicegate.common import config as cfg
+
+from .blocks import (
+    DROPPED_LINES_KEY, INVALID_UTF8_KEY, BlockGenerator, BlockInfo, ReceivedBlock,
+    ReceivedBlockTracker)
 from .receiver import Receiver
 
 log = logging.getLogger("sluicegate.streaming.receiver")
@@ -29,14 +35,18 @@ class ReceiverSupervisor:
     def __init__(self, receiver: Receiver, stream_id: int, block_interval_s: float, max_rate: int,
                  restart_delay_s: float, on_block: Callable[[ReceivedBlock], None],
                  bus: StreamingListenerBus, last_metadata_of: Callable[[int], object],
-                 spread: Callable[[], int] = lambda: 1):
+                 spread: Callable[[], int] = lambda: 1,
+                 on_notes: Callable[[int, dict], None] = lambda stream_id, notes: None,
+                 max_line_bytes: int = cfg.get_setting({}, cfg.RECEIVER_MAX_LINE_BYTES)):
         self.receiver = receiver
         self.stream_id = stream_id
         self.name = type(receiver).__name__
         self.restart_delay_s = restart_delay_s
         self.bus = bus
         self.last_metadata_of = last_metadata_of
-        self.generator = BlockGenerator(stream_id, block_interval_s, max_rate, on_block, spread)
+        self.generator = BlockGenerator(stream_id, block_interval_s, max_rate, on_block, spread,
+                                        on_notes)
+        self.max_line_bytes = max_line_bytes  # for text receivers: longer lines are dropped
         self.receiver_running = False
         self.restarts = 0
         self._stopped = threading.Event()
@@ -73,8 +83,9 @@ class ReceiverSupervisor:
     def last_stored_metadata(self):
         return self.last_metadata_of(self.stream_id)
 
-    def push_text(self, text: bytes, lines: int) -> None:
-        self.generator.add_text(text, lines)
+    def push_text(self, text: bytes, lines: int, invalid_utf8_lines: int = 0,
+                  dropped_lines: int = 0) -> None:
+        self.generator.add_text(text, lines, invalid_utf8_lines, dropped_lines)
 
     def report_error(self, message: str, error: BaseException | None) -> None:
         text = "".join(traceback.format_exception(error)) if error is not None else ""
@@ -139,7 +150,7 @@ class ReceiverTracker:
     def __init__(self, store_block: Callable[[ReceivedBlock], None],
                  drop_blocks: Callable[[list[str]], None], bus: StreamingListenerBus,
                  block_interval_s: float, max_rate: int, restart_delay_s: float,
-                 spread: Callable[[], int] = lambda: 1):
+                 spread: Callable[[], int] = lambda: 1, conf: dict | None = None):
         self.store_block = store_block
         self.spread = spread
         self.drop_blocks = drop_blocks
@@ -147,6 +158,7 @@ class ReceiverTracker:
         self.block_interval_s = block_interval_s
         self.max_rate = max_rate
         self.restart_delay_s = restart_delay_s
+        self.max_line_bytes = cfg.get_setting(conf or {}, cfg.RECEIVER_MAX_LINE_BYTES)
         self.blocks = ReceivedBlockTracker()
         self.wal: ReceivedBlockLog | None = None
         self.supervisors: list[ReceiverSupervisor] = []
@@ -154,7 +166,25 @@ class ReceiverTracker:
     def add(self, receiver: Receiver, stream_id: int) -> None:
         self.supervisors.append(ReceiverSupervisor(
             receiver, stream_id, self.block_interval_s, self.max_rate, self.restart_delay_s,
-            self._on_block, self.bus, self.blocks.last_metadata.get, self.spread))
+            self._on_block, self.bus, self.blocks.last_metadata.get, self.spread,
+            self.blocks.add_notes, self.max_line_bytes))
+
+    def input_metadata(self, batch_ms: int, stream_id: int) -> dict:
+        """``StreamInputInfo.metadata()`` of a receiver stream's input to a batch:
+        its counts of text that was not clean, if any (each named in one warning)."""
+        notes = self.blocks.notes_of(batch_ms, stream_id)
+        if notes:
+            name = next((str(s.receiver) for s in self.supervisors if s.stream_id == stream_id),
+                        f"stream {stream_id}")
+            if notes.get(INVALID_UTF8_KEY):
+                log.warning("batch %s, input stream %s (%s): %s line(s) held invalid UTF-8 "
+                            "(decoded with U+FFFD)", batch_ms, stream_id, name,
+                            notes[INVALID_UTF8_KEY])
+            if notes.get(DROPPED_LINES_KEY):
+                log.warning("batch %s, input stream %s (%s): dropped %s line(s) longer than "
+                            "%s bytes (%s)", batch_ms, stream_id, name, notes[DROPPED_LINES_KEY],
+                            self.max_line_bytes, cfg.RECEIVER_MAX_LINE_BYTES)
+        return notes
 
     def _on_block(self, block: ReceivedBlock) -> None:
         if self.wal is not None:

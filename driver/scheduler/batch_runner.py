@@ -43,7 +43,7 @@ class Batch:
 class BatchRunner:
     def __init__(self, concurrent_jobs: int, bus: StreamingListenerBus,
                  on_batch_done: Callable[[Batch], None], on_error: Callable[[BaseException], None],
-                 tag_jobs: Callable[[int | None, int | None], None] = lambda batch, output: None):
+                 tag_jobs: Callable[..., None] = lambda batch, output, description=None: None):
         self.bus = bus
         self.on_batch_done = on_batch_done
         self.on_error = on_error
@@ -76,6 +76,12 @@ class BatchRunner:
     def pending_batches(self) -> int:
         with self._idle:
             return self._unfinished
+
+    def wait_for_fewer(self, count: int, timeout_s: float) -> None:
+        """Return once fewer than ``count`` batches are unfinished, or after ``timeout_s``."""
+        with self._idle:
+            if self._unfinished >= count:
+                self._idle.wait(timeout_s)
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -123,7 +129,7 @@ class BatchRunner:
             info = batch.info.output_infos[output_id]
             info.start_ms = now_ms()
             self.bus.post(StreamingListenerOutputOperationStarted(info.snapshot()))
-            self.tag_jobs(batch.time_ms, output_id)
+            self.tag_jobs(batch.time_ms, output_id, info.description())
             try:
                 job()
             except BaseException as exc:  # noqa: BLE001 - user code; report, keep running

@@ -14,7 +14,11 @@ Failure rules (Spark's):
 * a lost executor takes its map outputs and cached blocks with it; its
   running tasks count one failure each and run elsewhere;
 * with no live executor for ``no_executor_timeout_s`` while tasks wait,
-  the waiting jobs fail instead of hanging.
+  the waiting jobs fail instead of hanging;
+* a job that ends without succeeding (failed, or cancelled by group, tag or
+  all at once) has the running tasks of the stages no other job needs
+  killed on their executors: ``take_kills`` hands the loop the ``KillTask``s
+  to send.
 """
 from __future__ import annotations
 
@@ -24,21 +28,24 @@ from typing import Callable
 
 from sluicegate.common.protocol import plan as p
 from sluicegate.common.protocol.executor import (
-    FAIL_BLOCK_MISSING, FAIL_FETCH, FAIL_MISSING_FUNCTION, TaskFailed, TaskSucceeded)
+    FAIL_BLOCK_MISSING, FAIL_FETCH, FAIL_KILLED, FAIL_MISSING_FUNCTION, KillTask, TaskFailed,
+    TaskSucceeded)
 
 from ..rdd.base import rdd_block_id
 from ..rdd.lineage import combiner_spec, partitioner_spec
 from .block_locations import BlockLocations
 from .closures import ClosureRegistry
-from .jobs import Job, JobFailedError
+from .jobs import Job, JobCancelledError, JobFailedError
 from .map_outputs import MapOutputTracker, MapStatus
 from .planner import TaskPlanner
+from .progress import JobProgress
 from .stages import Stage, parent_shuffles
 from .task_set import Task, TaskRun, TaskScheduler, TaskSet, analyse_plan
 
 log = logging.getLogger("sluicegate.scheduler")
 
 FAIL_EXECUTOR_LOST = "executor_lost"
+EXECUTOR_LOST_ATTEMPTS = 4  # runs of one task lost with their executors before its job fails
 
 
 class DAGScheduler:
@@ -60,6 +67,7 @@ class DAGScheduler:
         self.planner = TaskPlanner(closures, self.block_locations, self.executors_address)
         self.tasks = TaskScheduler(locality_wait_s)
         self.executors: dict[str, str] = {}  # alive executor id -> block address
+        self.draining: set[str] = set()  # being removed: still serve blocks, no task waits for them
         self.jobs: dict[int, Job] = {}
         self.stages: dict[int, Stage] = {}
         self.shuffle_stages: dict[int, Stage] = {}
@@ -68,6 +76,8 @@ class DAGScheduler:
         self.running: dict[int, TaskSet] = {}
         self._stage_ids = itertools.count(0)
         self._idle_since: float | None = None
+        self.progress = JobProgress()  # what StatusTracker reads
+        self._kills: list[tuple[str, KillTask]] = []  # (executor id, message) to send
 
     # -- executors ----------------------------------------------------------------
     def executors_address(self, executor_id: str) -> str | None:
@@ -91,6 +101,7 @@ class DAGScheduler:
                     tid, run.attempt, executor_id, FAIL_EXECUTOR_LOST, "ExecutorLostFailure",
                     f"executor {executor_id} was lost ({reason})", "", None, None, None,
                     (now - run.started_s) * 1000.0), task_set.attempt)
+                self.progress.task_ended(task_set.stage_id, task_set.attempt, succeeded=False)
                 self._count_failure(task_set, run, FAIL_EXECUTOR_LOST,
                                     f"executor {executor_id} was lost while running the task ({reason})",
                                     "", "ExecutorLostFailure", now)
@@ -98,6 +109,7 @@ class DAGScheduler:
     # -- jobs ---------------------------------------------------------------------
     def submit_job(self, job: Job, now: float) -> None:
         self.jobs[job.id] = job
+        self.progress.job_submitted(job.id, job.group, job.stage_ids)
         if not job.partitions:
             self._finish_job(job, None)
             return
@@ -115,7 +127,30 @@ class DAGScheduler:
     def cancel_job(self, job_id: int, reason: str) -> None:
         job = self.jobs.get(job_id)
         if job is not None:
-            self._fail_job(job, JobFailedError(f"Job {job_id} cancelled: {reason}"))
+            self._fail_job(job, JobCancelledError(f"Job {job_id} cancelled: {reason}"))
+
+    def cancel_job_group(self, group_id: str) -> list[int]:
+        """Cancel the active jobs of a job group (``setJobGroup``); their ids."""
+        return self._cancel_where(lambda job: job.group == group_id,
+                                  f"part of cancelled job group {group_id}")
+
+    def cancel_jobs_with_tag(self, tag: str) -> list[int]:
+        """Cancel the active jobs carrying ``tag`` (``addJobTag``); their ids."""
+        return self._cancel_where(lambda job: tag in job.tags, f"part of cancelled job tags {tag}")
+
+    def cancel_all_jobs(self) -> list[int]:
+        return self._cancel_where(lambda job: True, "as part of cancellation of all jobs")
+
+    def _cancel_where(self, chosen, reason: str) -> list[int]:
+        doomed = [job for job in sorted(self.jobs.values(), key=lambda j: j.id) if chosen(job)]
+        for job in doomed:
+            self._fail_job(job, JobCancelledError(f"[SPARK_JOB_CANCELLED] Job {job.id} cancelled {reason}"))
+        return [job.id for job in doomed]
+
+    def take_kills(self) -> list[tuple[str, KillTask]]:
+        """The ``KillTask`` messages to send (executor id, message), once each."""
+        kills, self._kills = self._kills, []
+        return kills
 
     def drop_shuffle(self, shuffle_id: int) -> None:
         """The shuffle's RDD is gone: forget its outputs and its map stage."""
@@ -177,7 +212,23 @@ class DAGScheduler:
         task_set = TaskSet(stage.id, stage.attempt, tasks, self.max_failures, now)
         self.running[stage.id] = task_set
         self.tasks.add(task_set)
+        self.progress.stage_submitted(stage.id, stage.attempt, self._stage_name(stage),
+                                      len(tasks), stage.job_ids)
         self.on_stage_submitted(stage, task_set)
+
+    def _stage_name(self, stage: Stage) -> str:
+        """Spark's stage name: the call site of the action for a result stage."""
+        if not stage.is_map_stage and stage.job_ids:
+            job = self.jobs.get(min(stage.job_ids))
+            if job is not None:
+                return job.name
+        return repr(stage.rdd)
+
+    def _retire(self, task_set: TaskSet | None) -> None:
+        """A task set no longer runs (its stage completed, failed, or is not needed)."""
+        if task_set is not None:
+            task_set.zombie = True
+            self.progress.stage_ended(task_set.stage_id, task_set.attempt)
 
     def _make_task(self, stage: Stage, partition: int, job_id: int) -> Task:
         plan = stage.rdd._plan(partition, self.planner)
@@ -190,13 +241,12 @@ class DAGScheduler:
         else:
             sink = p.CollectSink()
         functions, inputs, cached, shuffles = analyse_plan(plan, sink)
+        job = self.jobs.get(job_id)
         return Task(stage.id, stage.attempt, job_id, partition, plan, sink, functions, inputs,
-                    cached, shuffles)
+                    cached, shuffles, job.properties if job is not None else {})
 
     def _stage_completed(self, stage: Stage, now: float) -> None:
-        task_set = self.running.pop(stage.id, None)
-        if task_set is not None:
-            task_set.zombie = True
+        self._retire(self.running.pop(stage.id, None))
         self.waiting.discard(stage.id)
         stage.fetch_failures = 0
         for waiting_id in sorted(self.waiting):
@@ -217,6 +267,7 @@ class DAGScheduler:
             return False
         task_set, run = found
         self.on_task_end(run, message, task_set.attempt)
+        self.progress.task_ended(task_set.stage_id, task_set.attempt, succeeded=True)
         stage = self.stages.get(task_set.stage_id)
         partition = run.task.partition
         for block_id in message.cached_blocks:
@@ -229,7 +280,7 @@ class DAGScheduler:
             if message.executor_id in self.executors and message.map_block_sizes is not None:
                 self.map_outputs.add(stage.shuffle_dep.shuffle_id, partition, MapStatus(
                     message.executor_id, self.executors[message.executor_id],
-                    tuple(message.map_block_sizes)))
+                    message.map_block_sizes))
             if first_success and message.has_accumulators:
                 self.on_accumulators(message.payload[-1])
             current = self.running.get(stage.id)
@@ -239,7 +290,7 @@ class DAGScheduler:
                 elif current is task_set and task_set.done and not task_set.running:
                     # Outputs this attempt made were lost meanwhile: run them again.
                     del self.running[stage.id]
-                    task_set.zombie = True
+                    self._retire(task_set)
                     self._submit_tasks(stage, now)
             return True
         for job_id in list(stage.job_ids):
@@ -259,6 +310,9 @@ class DAGScheduler:
             return False
         task_set, run = found
         self.on_task_end(run, message, task_set.attempt)
+        # Spark counts killed tasks apart from failed ones.
+        self.progress.task_ended(task_set.stage_id, task_set.attempt, succeeded=False,
+                                 killed=message.reason == FAIL_KILLED)
         if task_set.zombie or task_set.stage_id not in self.stages:
             return True
         if message.reason == FAIL_MISSING_FUNCTION:
@@ -277,12 +331,18 @@ class DAGScheduler:
         if task_set.zombie:
             return
         partition = run.task.partition
-        task_set.failures[partition] += 1
-        count = task_set.failures[partition]
+        # A run lost with its executor is not the task's fault (Spark counts it only when the
+        # application caused the exit): it has its own bound, so local[N]'s single attempt
+        # (Spark's) still survives a killed executor process.
+        counts, limit = task_set.failures, task_set.max_failures
+        if reason == FAIL_EXECUTOR_LOST:
+            counts, limit = task_set.lost_failures, max(limit, EXECUTOR_LOST_ATTEMPTS)
+        counts[partition] += 1
+        count = counts[partition]
         log.warning("task %s.%s of stage %s.%s (TID %s) failed on executor %s (%s): %s: %s",
                     partition, run.attempt, task_set.stage_id, task_set.attempt, run.tid,
                     run.executor_id, reason, error_type, text)
-        if count < task_set.max_failures:
+        if count < limit:
             task_set.requeue(partition, now)
             return
         stage = self.stages[task_set.stage_id]
@@ -319,7 +379,7 @@ class DAGScheduler:
                 self.map_outputs.remove_output(shuffle_id, message.map_id)
             if message.peer_executor is not None:
                 self.map_outputs.remove_executor(message.peer_executor, shuffle_id)
-        task_set.zombie = True
+        self._retire(task_set)
         if self.running.get(stage.id) is task_set:
             del self.running[stage.id]
         stage.fetch_failures += 1
@@ -332,9 +392,7 @@ class DAGScheduler:
         self._submit_stage(stage, now)
 
     def _abort_stage(self, stage: Stage, error: JobFailedError) -> None:
-        task_set = self.running.pop(stage.id, None)
-        if task_set is not None:
-            task_set.zombie = True
+        self._kill_running(self.running.pop(stage.id, None), error, interrupt=False)
         self.waiting.discard(stage.id)
         for job_id in sorted(stage.job_ids):
             job = self.jobs.get(job_id)
@@ -346,6 +404,7 @@ class DAGScheduler:
 
     def _finish_job(self, job: Job, error: BaseException | None) -> None:
         self.jobs.pop(job.id, None)
+        self.progress.job_ended(job.id, failed=error is not None)
         for stage in list(self.stages.values()):
             if job.id not in stage.job_ids:
                 continue
@@ -353,8 +412,10 @@ class DAGScheduler:
             if stage.job_ids:
                 continue
             task_set = self.running.pop(stage.id, None)
-            if task_set is not None:
-                task_set.zombie = True
+            if error is None:
+                self._retire(task_set)
+            else:  # as Spark, the tasks of a job that did not succeed are stopped
+                self._kill_running(task_set, error, job.interrupt_on_cancel)
             self.waiting.discard(stage.id)
             # A stage no job needs goes, map stages too (as Spark's cleanup of a
             # job's independent stages): a stage holds its shuffle dependency, and
@@ -366,6 +427,17 @@ class DAGScheduler:
                 del self.shuffle_stages[stage.shuffle_dep.shuffle_id]
         self.result_stage_of_job.pop(job.id, None)
         job.finish(error)
+
+    def _kill_running(self, task_set: TaskSet | None, error: BaseException,
+                      interrupt: bool) -> None:
+        """Retire ``task_set`` and ask its executors to stop its running tasks. They
+        keep their slots until they reply (``killed``, ignored as stale by then)."""
+        if task_set is None:
+            return
+        self._retire(task_set)
+        reason = str(error).split("\n", 1)[0]
+        for run in task_set.running.values():
+            self._kills.append((run.executor_id, KillTask(run.tid, reason, interrupt)))
 
     # -- placement and time ---------------------------------------------------------
     def preferred_executors(self, task: Task) -> set[str]:
@@ -382,8 +454,14 @@ class DAGScheduler:
 
     def assign(self, free_slots: dict[str, int], now: float) -> list[TaskRun]:
         live = {e: n for e, n in free_slots.items() if e in self.executors and n > 0}
-        return (self.tasks.assign(live, self.preferred_executors, now, alive=set(self.executors))
-                if live else [])
+        if not live:
+            return []
+        runs = self.tasks.assign(live, self.preferred_executors, now,
+                                 alive=set(self.executors) - self.draining)
+        for run in runs:
+            task_set = self.tasks.running[run.tid][0]
+            self.progress.task_launched(task_set.stage_id, task_set.attempt)
+        return runs
 
     def tick(self, now: float) -> None:
         """Timers: give up on waiting jobs when no executor has been alive for too long."""
@@ -402,4 +480,25 @@ class DAGScheduler:
             self._idle_since = None
 
     def shuffle_locations(self, task: Task) -> dict:
-        return {sid: self.map_outputs.locations(sid) for sid in task.shuffle_ids}
+        """Per shuffle the task reads: the map outputs it must fetch from (only
+        those with data for its reduce partitions)."""
+        reads = shuffle_reads(task.plan)
+        return {sid: self.map_outputs.reduce_locations(sid, reads.get(sid, []))
+                for sid in task.shuffle_ids}
+
+
+def shuffle_reads(plan: p.PlanNode) -> dict[int, list[int]]:
+    """The reduce partitions a plan reads, by shuffle id."""
+    reads: dict[int, list[int]] = {}
+    pending = [plan]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, p.ShuffleRead):
+            reads.setdefault(node.shuffle_id, []).append(node.reduce_id)
+        for name in node._wire_fields:
+            value = getattr(node, name)
+            if isinstance(value, p.PlanNode):
+                pending.append(value)
+            elif isinstance(value, list) and value and isinstance(value[0], p.PlanNode):
+                pending.extend(value)
+    return reads

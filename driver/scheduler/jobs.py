@@ -25,14 +25,24 @@ class JobFailedError(Exception):
         self.executor_id = executor_id
 
 
+class JobCancelledError(JobFailedError):
+    """A job was cancelled (``cancelJobGroup``, ``cancelJobsWithTag``,
+    ``cancelAllJobs``, Ctrl-C); raised in the thread that ran the action, with
+    Spark's text (``Job 3 cancelled part of cancelled job group nightly``)."""
+
+
 class Job:
     """The partitions of ``rdd`` an action needs, and their result batches."""
 
-    def __init__(self, job_id: int, rdd: "RDD", partitions: list[int], description: str = ""):
+    def __init__(self, job_id: int, rdd: "RDD", partitions: list[int], description: str = "",
+                 properties: dict[str, str] | None = None, name: str = ""):
         self.id = job_id
         self.rdd = rdd
         self.partitions = partitions
         self.description = description
+        # The submitting thread's local properties (job group, tags, interruptOnCancel).
+        self.properties: dict[str, str] = dict(properties or {})
+        self.name = name or description or repr(rdd)  # e.g. "collect at job.py:12"
         self.results: dict[int, bytes] = {}
         self.error: BaseException | None = None
         self.submitted_s = time.time()
@@ -57,3 +67,22 @@ class Job:
     @property
     def succeeded(self) -> bool:
         return self.done and self.error is None
+
+    @property
+    def group(self) -> str | None:
+        return self.properties.get(JOB_GROUP)
+
+    @property
+    def tags(self) -> set[str]:
+        return {t for t in self.properties.get(JOB_TAGS, "").split(",") if t}
+
+    @property
+    def interrupt_on_cancel(self) -> bool:
+        return self.properties.get(INTERRUPT_ON_CANCEL, "false").lower() == "true"
+
+
+# Spark's names of the local properties a job carries.
+JOB_GROUP = "spark.jobGroup.id"
+JOB_DESCRIPTION = "spark.job.description"
+JOB_TAGS = "spark.job.tags"
+INTERRUPT_ON_CANCEL = "spark.job.interruptOnCancel"

@@ -106,6 +106,9 @@ class BatchInfo:
     processing_end_ms: int = -1
     input_infos: dict[int, StreamInputInfo] = field(default_factory=dict)
     output_infos: dict[int, OutputOperationInfo] = field(default_factory=dict)
+    # Records of inputs that report no input info (queue streams, as in Spark): counted
+    # by numRecords() all the same, so rates and the status pages show them.
+    unreported_records: int = 0
 
     def batchTime(self) -> Time:
         return Time(self.batch_time_ms)
@@ -139,7 +142,9 @@ class BatchInfo:
         return scheduling + processing
 
     def numRecords(self) -> int:
-        return sum(i.num_records for i in self.input_infos.values())
+        """Records the batch's inputs held (including the lists a queueStream was given,
+        which Spark counts as 0: it has no input info for them)."""
+        return sum(i.num_records for i in self.input_infos.values()) + self.unreported_records
 
     def streamIdToInputInfo(self) -> dict[int, StreamInputInfo]:
         return dict(self.input_infos)

@@ -32,6 +32,7 @@ class Task:
     input_block_ids: list[str]
     cache_block_ids: list[str]
     shuffle_ids: list[int]
+    properties: dict = field(default_factory=dict)  # its job's local properties
 
 
 @dataclass
@@ -55,6 +56,7 @@ class TaskSet:
     pending: list[int] = field(default_factory=list)
     running: dict[int, TaskRun] = field(default_factory=dict)
     failures: Counter = field(default_factory=Counter)
+    lost_failures: Counter = field(default_factory=Counter)  # runs lost with their executor
     launches: Counter = field(default_factory=Counter)
     finished: set[int] = field(default_factory=set)
     pending_since: dict[int, float] = field(default_factory=dict)

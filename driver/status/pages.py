@@ -99,11 +99,24 @@ def streaming_page(summary: dict, batches: list[dict]) -> str:
              ("Completed batches", f"{summary['batches_completed']:,}"),
              ("Failed batches", f"{summary['batches_failed']:,}"),
              ("Waiting batches", f"{summary['batches_pending']:,}")]
+    flow = summary.get("flow_control") or {}
+    if flow:  # backpressure and the batch queue (flow control)
+        facts += [("Backpressure", "on" if flow.get("backpressure") else "off"),
+                  ("Queued batches (cap)", f"{flow.get('queued_batches', 0)} "
+                                           f"({flow.get('max_queued_batches') or 'none'})")]
     kv = "".join(f"<tr><th class='l'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
     receivers = summary.get("receivers") or []
-    receiver_table = table(["Stream", "Receiver", "State", "Last error"],
-                           [[esc(r["stream_id"]), esc(r["name"]), esc(r["state"]), esc(r["last_error"])]
-                            for r in receivers], left={1, 2, 3}) if receivers else ""
+    streams = flow.get("streams") or {}
+
+    def rate_limit(r):
+        limit = r.get("rate_limit")
+        full = (streams.get(r["stream_id"]) or {}).get("buffer_full")
+        return (f"{limit:,.0f}/s" if limit else "none") + (" (buffer full)" if full else "")
+
+    receiver_table = table(["Stream", "Receiver", "State", "Rate limit", "Last error"],
+                           [[esc(r["stream_id"]), esc(r["name"]), esc(r["state"]), esc(rate_limit(r)),
+                             esc(r["last_error"])]
+                            for r in receivers], left={1, 2, 4}) if receivers else ""
     active = [b for b in batches if b["state"] in ("QUEUED", "PROCESSING")]
     done = [b for b in batches if b["state"] not in ("QUEUED", "PROCESSING")][:200]
 
@@ -117,12 +130,48 @@ def streaming_page(summary: dict, batches: list[dict]) -> str:
                "Output ops", "State", "Failure reason"]
     return (f"<table class='kv'>{kv}</table><h2>Over time</h2><div class='charts'>{charts}</div>"
             + (f"<h2>Receivers</h2>{receiver_table}" if receiver_table else "")
+            + kafka_section(summary.get("kafka") or [], batches)
             + f"<h2>Active batches ({len(active)})</h2>"
             + table(headers, rows(active), left={0, 6, 7}, table_id="active-batches")
             + f"<h2>Completed batches (last {len(done)})</h2>"
             + table(headers, rows(done), left={0, 6, 7},
                     row_classes=["failed" if b["failure"] else "" for b in done],
                     table_id="completed-batches"))
+
+
+def _count(n) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def kafka_section(streams: list[dict], batches: list[dict]) -> str:
+    """Each Kafka direct stream: where every topic-partition stands after the newest
+    batch (offset, records, consumer lag), its rate limit and its last broker error."""
+    if not streams:
+        return ""
+    parts = []
+    for view in streams:
+        sid = view["stream_id"]
+        lag = [(b["batch_ms"], b["kafka_lag"][sid]) for b in reversed(batches)
+               if sid in b.get("kafka_lag", {}) and b["kafka_lag"][sid] is not None]
+        facts = [("Newest batch", ms_time(view["batch_ms"])),
+                 ("Records in it", _count(view["records"])),
+                 ("Consumer lag (all partitions)", _count(view["total_lag"])),
+                 ("Rate limit", f"{view['rate_limit']:,.0f}/s" if view.get("rate_limit") else "none"),
+                 ("Batches without the brokers", _count(view["error_batches"]))]
+        kv = "".join(f"<tr><th class='l'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
+        error = ""
+        if view.get("last_error"):
+            now = " (now)" if view.get("error") else ""
+            error = (f"<p class='kafka-error'><b>Last broker error{now}</b>, batch "
+                     f"{ms_time(view['last_error_batch_ms'])}:</p><pre>{esc(view['last_error'])}</pre>")
+        rows = [[esc(p["topic"]), esc(p["partition"]), _count(p["offset"]), _count(p["records"]),
+                 _count(p["lag"])] for p in view["partitions"]]
+        parts.append(
+            f"<h2>Kafka direct stream {esc(sid)}</h2><table class='kv'>{kv}</table>{error}"
+            + (line_chart(lag, "Consumer lag", "records", f"chart-kafka-lag-{sid}") if lag else "")
+            + table(["Topic", "Partition", "Offset (next to read)", "Records in newest batch",
+                     "Consumer lag"], rows, left={0}, table_id=f"kafka-partitions-{sid}"))
+    return "".join(parts)
 
 
 def tasks_table(tasks: list[dict]) -> str:
@@ -162,12 +211,30 @@ def batch_page(detail: dict) -> str:
              ("Processing time", delay(detail["processing_ms"])),
              ("Total delay", delay(detail["total_delay_ms"]))]
     kv = "".join(f"<tr><th class='l'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
+    inputs = ""
+    if detail.get("input_metadata"):  # as Spark's batch page: each input's Description
+        inputs = "<h2>Input metadata</h2>" + table(
+            ["Input", "Records", "Metadata"],
+            [[f"stream {esc(m['stream_id'])}", f"{m['records']:,}",
+              f"<pre>{esc(m['description'])}</pre>"] for m in detail["input_metadata"]],
+            left={0, 2}, table_id="input-metadata")
+    for sid, kafka in (detail.get("kafka") or {}).items():
+        if kafka.get("error"):
+            inputs += (f"<p class='kafka-error'><b>Kafka stream {esc(sid)}: the brokers did not "
+                       f"answer</b></p><pre>{esc(kafka['error'])}</pre>")
+        inputs += f"<h2>Kafka stream {esc(sid)}: offsets</h2>" + table(
+            ["Topic", "Partition", "From offset", "Until offset", "Records", "RDD partitions",
+             "Lag after the batch"],
+            [[esc(p["topic"]), esc(p["partition"]), _count(p["fromOffset"]),
+              _count(p["untilOffset"]), _count(p["records"]), _count(p.get("splits")),
+              _count(p.get("lag"))] for p in kafka["partitions"]],
+            left={0}, table_id=f"kafka-offsets-{sid}")
     outputs = table(["Output op", "Name", "Where", "Duration", "Failure"],
                     [[esc(o["id"]), esc(o["name"]), esc(o["description"]),
                       delay(o["end_ms"] - o["start_ms"] if o["end_ms"] >= 0 else -1),
                       f"<pre>{esc(o['failure'])}</pre>" if o["failure"] else ""]
                      for o in detail["outputs"]], left={1, 2, 4})
-    return (f"<table class='kv'>{kv}</table><h2>Output operations</h2>{outputs}"
+    return (f"<table class='kv'>{kv}</table>{inputs}<h2>Output operations</h2>{outputs}"
             + job_sections(detail["jobs"]))
 
 
@@ -203,7 +270,14 @@ def cluster_jobs_page(jobs: list[dict]) -> str:
     def count(job: dict, key: str) -> str:
         return "-" if job.get(key) is None else f"{job[key]:,}"
 
-    rows = [[esc(j["job_id"]), esc(j["name"]), esc(j["state"]), esc(j["owner"]),
+    def name(job: dict) -> str:
+        # As Spark's master page does, a running job's name links to its own status pages.
+        url = job.get("ui_url") or ""
+        if not url.startswith(("http://", "https://")):
+            return esc(job["name"])
+        return f'<a class="job-ui" href="{esc(url)}/" title="its status pages">{esc(job["name"])}</a>'
+
+    rows = [[esc(j["job_id"]), name(j), esc(j["state"]), esc(j["owner"]),
              seconds_time(j["submitted"]), seconds_time(j["ended"]), esc(len(j["executors"])),
              "-" if j.get("cores_wanted") is None else (f"{j['cores_wanted']:,}" if j["cores_wanted"]
                                                        else "any"),

@@ -4,25 +4,37 @@ An application's driver serves its streaming page, batches, jobs and
 workers (``spark.ui.port``, default 4040, or the next free port). The
 cluster service serves its submitted jobs and workers. Both bind loopback
 unless told otherwise (``spark.ui.bindAddress`` / ``--ui-host``).
+
+Each connection gets a thread, so connections are bounded: one that sends
+nothing for ``IDLE_TIMEOUT_S`` is closed, and at most ``MAX_CONNECTIONS`` are
+open at once. When that many are open, a new one pushes out the oldest that
+has not yet sent a whole request (a slow or idle client), so idle
+connections can never lock the pages away; only if every one of them is
+busy answering is the new one turned away.
 """
 from __future__ import annotations
 
 import errno
 import logging
 import re
+import socket
+import sys
 import threading
 import time
+from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from . import pages, spark_api
+from . import pages, spark_api, sql_api
 
 log = logging.getLogger("sluicegate.status")
 
 PORT_TRIES = 16
+IDLE_TIMEOUT_S = 10.0  # a connection silent this long is closed
+MAX_CONNECTIONS = 32  # connections (and so threads) open at once
 
 
 class AppStatusSource:
@@ -81,7 +93,7 @@ class ServiceStatusSource:
         cores = Gauge("sluicegate_service_cores", "Cores of live workers", registry=self.registry)
         cores.set_function(lambda: sum(w.cores for w in list(service.workers.values()) if w.alive))
         jobs = Gauge("sluicegate_service_jobs", "Jobs by state", ["state"], registry=self.registry)
-        for state in ("RUNNING", "FINISHED", "FAILED", "KILLED"):
+        for state in ("RUNNING", "FINISHED", "FAILED", "KILLED", "LOST"):
             jobs.labels(state).set_function(
                 lambda s=state: sum(j.state == s for j in list(service.jobs.values())))
 
@@ -97,7 +109,7 @@ class ServiceStatusSource:
             rows = self.service.describe_workers(time.monotonic())
             for row in rows:
                 row["id"] = row.pop("worker_id")
-                row["state"] = "ALIVE" if row.pop("alive") else "LOST"
+                row["state"] = "ALIVE" if row.pop("alive") else row["state"].upper()  # or STOPPED
             return rows
         return self.service.call(snapshot, timeout_s=5.0)
 
@@ -168,9 +180,14 @@ class StatusServer:
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "sluicegate-status"
+            timeout = IDLE_TIMEOUT_S  # for every read and write on the connection
 
             def do_GET(self):  # noqa: N802 - http.server's name
+                self.server.request_read(self.request)
                 path = self.path.split("?", 1)[0].rstrip("/") or "/"
+                if path == sql_api.PATH and source.kind == "app":
+                    self._live_sql("GET", b"")
+                    return
                 for pattern, handler in routes:
                     match = pattern.match(path)
                     if match is None:
@@ -191,6 +208,24 @@ class StatusServer:
                         self._reply(HTTPStatus.OK, kind, body)
                     return
                 self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
+
+            def do_POST(self):  # noqa: N802 - only live SQL takes a body
+                self.server.request_read(self.request)
+                path = self.path.split("?", 1)[0].rstrip("/") or "/"
+                if path != sql_api.PATH or source.kind != "app":
+                    self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
+                    return
+                body = sql_api.read_body(self)
+                if body is None:
+                    self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain",
+                                b"the query must come with a Content-Length of at most 1 MiB")
+                    return
+                self._live_sql("POST", body)
+
+            def _live_sql(self, method: str, body: bytes) -> None:
+                status, answer = sql_api.answer(source, method, self.path, self.headers, body,
+                                                self.client_address[0])
+                self._reply(status, "application/json", answer)
 
             def _reply(self, status, content_type: str, body: bytes) -> None:
                 self.send_response(status)
@@ -223,14 +258,66 @@ class StatusServer:
         self.httpd.server_close()
 
 
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, for at most ``MAX_CONNECTIONS`` connections."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler):
+        self._lock = threading.Lock()
+        self._open: set = set()  # connections that have a thread
+        self._waiting: OrderedDict = OrderedDict()  # ... and have not sent a whole request yet
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        with self._lock:
+            if len(self._open) >= MAX_CONNECTIONS:
+                if not self._waiting:
+                    log.warning("status server: refused a connection from %s: %s connections are "
+                                "being answered", client_address[0], len(self._open))
+                    self.shutdown_request(request)
+                    return
+                oldest, _ = self._waiting.popitem(last=False)
+                self._open.discard(oldest)
+                _hang_up(oldest)  # its thread reads the end of the stream and finishes
+            self._open.add(request)
+            self._waiting[request] = None
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._open.discard(request)
+                self._waiting.pop(request, None)
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):  # timed out, hung up on, pushed out: nothing to report
+            log.debug("status server: connection from %s ended: %r", client_address[0], error)
+        else:
+            log.exception("status server: a request from %s failed", client_address[0])
+
+    def request_read(self, request) -> None:
+        """The connection sent a whole request: it is being answered now."""
+        with self._lock:
+            self._waiting.pop(request, None)
+
+
+def _hang_up(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # it went already
+
+
 def _bind(handler, host: str, port: int) -> ThreadingHTTPServer:
     """Bind ``port``, or the next free one (Spark's UI does the same)."""
     last_error = None
     for candidate in ([port + i for i in range(PORT_TRIES)] if port else [0]):
         try:
-            server = ThreadingHTTPServer((host, candidate), handler)
-            server.daemon_threads = True
-            return server
+            return _BoundedHTTPServer((host, candidate), handler)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise

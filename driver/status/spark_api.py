@@ -8,6 +8,14 @@ same names; a value it does not track (GC time, spilled bytes, ...) is 0, and
 optional fields it cannot know are left out, as Spark leaves out an empty
 ``Option``. Times are Spark's ``yyyy-MM-dd'T'HH:mm:ss.SSS'GMT'`` strings,
 durations milliseconds.
+
+Beyond Spark's fields, and only where there is something to say: a
+receiver's ``rateLimit``, and a batch's ``inputInfos`` -- each input stream's
+``StreamInputInfo`` as Spark's batch page shows it (``inputStreamId``,
+``numRecords``, ``metadataDescription``: for the direct Kafka stream, the
+offset ranges in Spark's own Description text), plus, for a Kafka stream,
+``kafkaPartitions`` (offsets, records and consumer lag per topic-partition)
+and ``kafkaError`` when the brokers did not answer.
 """
 from __future__ import annotations
 
@@ -220,6 +228,7 @@ class SparkRestApi:
             receivers = list(store.receivers.values())
             batches = list(store.batches.values())
         interval_s = (store.batch_duration_ms or 1000) / 1000
+        flow = (store.flow_control() or {}).get("streams", {})  # sluicegate's: the rate limit
         rows = []
         for r in sorted(receivers, key=lambda r: r["stream_id"]):
             rates = [(b.batch_ms, b.input_by_stream.get(r["stream_id"], 0) / interval_s)
@@ -232,6 +241,7 @@ class SparkRestApi:
                 "lastError": r.get("last_error") or None,
                 "avgEventRate": sum(rate for _, rate in rates) / len(rates) if rates else None,
                 "eventRates": [[t, rate] for t, rate in rates],
+                "rateLimit": (flow.get(r["stream_id"]) or {}).get("rate_limit"),
             }))
         return rows
 
@@ -262,6 +272,7 @@ class SparkRestApi:
             "numCompletedOutputOps": len(completed), "numFailedOutputOps": len(failed),
             "numTotalOutputOps": len(outputs),
             "firstFailureReason": failed[0]["failure"] if failed else None,
+            "inputInfos": _input_infos(b) or None,
         })
 
     def operations(self, batch_id: int) -> list[dict] | None:
@@ -279,6 +290,24 @@ class SparkRestApi:
 
     def operation(self, batch_id: int, op_id: int) -> dict | None:
         return next((o for o in self.operations(batch_id) or [] if o["outputOpId"] == op_id), None)
+
+
+def _input_infos(b) -> list[dict]:
+    infos = []
+    for sid in sorted(set(b.input_descriptions) | set(b.kafka)):
+        kafka = b.kafka.get(sid)
+        infos.append(_present({
+            "inputStreamId": sid, "numRecords": b.input_by_stream.get(sid, 0),
+            "metadataDescription": b.input_descriptions.get(sid),
+            "kafkaPartitions": None if kafka is None else [
+                _present({"topic": p["topic"], "partition": p["partition"],
+                          "fromOffset": p["fromOffset"], "untilOffset": p["untilOffset"],
+                          "records": p["records"], "lag": p.get("lag")})
+                for p in kafka["partitions"]],
+            "kafkaTotalLag": None if kafka is None else kafka.get("total_lag"),
+            "kafkaError": (kafka or {}).get("error") or None,
+        }))
+    return infos
 
 
 def _operation(o: dict, job_ids: list[int]) -> dict:

@@ -5,13 +5,33 @@ The scheduler and the streaming runner report events here (from their own
 threads); readers take consistent snapshots as plain dicts. Everything is
 bounded: old jobs and batches are forgotten, so a long-running stream does
 not grow the driver.
+
+A Kafka direct stream's batches carry their offset ranges, record counts and
+the consumer lag per topic-partition (``common.kafka.PARTITIONS_KEY`` in the
+input info metadata, plus Spark's ``Description`` text and any broker
+error); the store keeps them per batch and, per stream, the newest batch's
+view (``kafka_streams``) for the streaming page, the REST API and ``/metrics``.
+
+Input that was not clean is counted here too: lines with invalid UTF-8
+(decoded with U+FFFD) per source, and lines a socket receiver dropped for
+being too long. File sources report theirs with their tasks; a warning names
+each such source once per batch (or per job outside streaming).
 """
 from __future__ import annotations
 
+import logging
+import pickle
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+
+from sluicegate.common.input_text import invalid_utf8_of
+from sluicegate.common.kafka import PARTITIONS_KEY as KAFKA_PARTITIONS
+
+from ..receivers.blocks import DROPPED_LINES_KEY, INVALID_UTF8_KEY
+
+log = logging.getLogger("sluicegate.status")
 
 MAX_JOBS = 500
 MAX_BATCHES = 1000
@@ -36,6 +56,7 @@ class TaskStatus:
     reason: str = ""
     error: str = ""
     traceback: str = ""
+    invalid_utf8_lines: dict = field(default_factory=dict)  # source -> lines decoded with U+FFFD
 
 
 @dataclass
@@ -71,6 +92,7 @@ class JobStatus:
     status: str = "RUNNING"
     error: str = ""
     stage_ids: list[int] = field(default_factory=list)
+    invalid_utf8_lines: dict = field(default_factory=dict)  # source -> lines, from its tasks
 
     def summary(self) -> dict:
         data = asdict(self)
@@ -89,6 +111,10 @@ class BatchStatus:
     outputs: dict = field(default_factory=dict)  # output id -> dict
     job_ids: list[int] = field(default_factory=list)
     input_by_stream: dict = field(default_factory=dict)
+    invalid_utf8_lines: dict = field(default_factory=dict)  # source -> lines decoded with U+FFFD
+    dropped_lines: dict = field(default_factory=dict)  # "stream N" -> lines too long, dropped
+    input_descriptions: dict = field(default_factory=dict)  # stream id -> Spark's Description
+    kafka: dict = field(default_factory=dict)  # stream id -> partitions, total lag, error
 
     @property
     def scheduling_ms(self) -> int:
@@ -122,7 +148,11 @@ class BatchStatus:
                 "total_delay_ms": self.total_ms, "submitted_ms": self.submitted_ms,
                 "output_ops": len(self.outputs),
                 "output_ops_done": sum(1 for o in self.outputs.values() if o.get("end_ms", -1) >= 0),
-                "failure": self.failure, "input_by_stream": dict(self.input_by_stream)}
+                "failure": self.failure, "input_by_stream": dict(self.input_by_stream),
+                "invalid_utf8_lines": dict(self.invalid_utf8_lines),
+                "dropped_lines": dict(self.dropped_lines),
+                "kafka_lag": {sid: k["total_lag"] for sid, k in self.kafka.items()},
+                "kafka_errors": {sid: k["error"] for sid, k in self.kafka.items() if k["error"]}}
 
 
 class StatusStore:
@@ -135,10 +165,14 @@ class StatusStore:
         self.batch_duration_ms: int | None = None
         self.streaming_started_ms: int | None = None
         self.receivers: dict[int, dict] = {}
+        self.flow = None  # a started StreamingContext's flow control: describe() -> dict
+        self.kafka_streams: dict[int, dict] = {}  # stream id -> its newest batch's Kafka view
         self.task_retries = 0
         self.shuffle_read_bytes = 0
         self.shuffle_write_bytes = 0
         self.listeners: list = []  # e.g. the metrics, told of each event too
+        # Batches whose file sources with invalid UTF-8 were named in a warning already.
+        self._warned: OrderedDict[int, set[str]] = OrderedDict()
 
     def _notify(self, event: str, *args) -> None:
         for listener in self.listeners:
@@ -172,7 +206,27 @@ class StatusStore:
             job.stage_ids = list(stage_ids)
             job.status = "FAILED" if error is not None else "SUCCEEDED"
             job.error = str(error) if error is not None else ""
+            if job.invalid_utf8_lines:
+                self._warn_invalid_utf8(job)
         self._notify("job_ended", job)
+
+    def _warn_invalid_utf8(self, job: JobStatus) -> None:
+        """Name each source once per batch (once per job outside streaming)."""
+        sources = dict(job.invalid_utf8_lines)
+        if job.batch_ms is not None:
+            warned = self._warned.setdefault(job.batch_ms, set())
+            while len(self._warned) > MAX_BATCHES:
+                self._warned.popitem(last=False)
+            batch = self.batches.get(job.batch_ms)
+            for source, lines in sources.items():
+                if batch is not None:
+                    batch.invalid_utf8_lines[source] = batch.invalid_utf8_lines.get(source, 0) + lines
+            sources = {s: n for s, n in sources.items() if s not in warned}
+            warned.update(sources)
+        where = f"batch {job.batch_ms}" if job.batch_ms is not None else f"job {job.job_id}"
+        for source, lines in sources.items():
+            log.warning("%s: %s line(s) of %s held invalid UTF-8 (decoded with U+FFFD)",
+                        where, lines, source)
 
     def stage_submitted(self, stage_id: int, attempt: int, name: str, kind: str,
                         num_tasks: int, job_ids: list[int]) -> None:
@@ -189,6 +243,12 @@ class StatusStore:
             stage = self.stages.get((task.stage_id, task.stage_attempt))
             if stage is not None and len(stage.tasks) < MAX_TASKS_PER_STAGE:
                 stage.tasks.append(task)
+            if stage is not None and task.invalid_utf8_lines:
+                for job_id in stage.job_ids:
+                    job = self.jobs.get(job_id)
+                    if job is not None:
+                        for source, lines in task.invalid_utf8_lines.items():
+                            job.invalid_utf8_lines[source] = job.invalid_utf8_lines.get(source, 0) + lines
             if task.status != "SUCCESS":
                 self.task_retries += 1
             self.shuffle_read_bytes += task.shuffle_read_bytes
@@ -200,12 +260,16 @@ class StatusStore:
         with self._lock:
             self.batch_duration_ms = batch_duration_ms
             self.streaming_started_ms = int(time.time() * 1000)
+            self.kafka_streams = {}  # a new context: its own streams
+        self._notify("streaming_started")
 
     def batch_event(self, info, done: bool) -> None:
         """A BatchInfo was submitted, started or completed."""
+        new = False
         with self._lock:
             batch = self.batches.get(info.batch_time_ms)
             if batch is None:
+                new = True
                 batch = BatchStatus(info.batch_time_ms, info.submission_ms)
                 # Its jobs may have started before the listener bus told us of the batch.
                 batch.job_ids = [j.job_id for j in self.jobs.values()
@@ -215,14 +279,64 @@ class StatusStore:
                     self.batches.popitem(last=False)
             batch.records = info.numRecords()
             batch.input_by_stream = {sid: i.num_records for sid, i in info.input_infos.items()}
+            for sid, i in info.input_infos.items():
+                notes = i.metadata()
+                if notes.get(INVALID_UTF8_KEY):
+                    batch.invalid_utf8_lines[f"stream {sid}"] = notes[INVALID_UTF8_KEY]
+                if notes.get(DROPPED_LINES_KEY):
+                    batch.dropped_lines[f"stream {sid}"] = notes[DROPPED_LINES_KEY]
+                if notes.get("Description"):
+                    batch.input_descriptions[sid] = notes["Description"]
+                if KAFKA_PARTITIONS in notes:
+                    batch.kafka[sid] = {"partitions": [dict(p) for p in notes[KAFKA_PARTITIONS]],
+                                        "total_lag": notes.get("totalLag"),
+                                        "error": notes.get("error") or "",
+                                        "rate_limit": notes.get("rateLimit")}
+                    if new:
+                        self._kafka_batch(sid, batch)
             batch.processing_start_ms = info.processing_start_ms
             batch.processing_end_ms = info.processing_end_ms
             batch.outputs = {oid: {"id": oid, "name": o.op_name, "description": o.description(),
                                    "start_ms": o.start_ms, "end_ms": o.end_ms,
                                    "failure": o.failure_reason or ""}
                              for oid, o in info.output_infos.items()}
+        if new and batch.kafka:
+            self._notify("kafka_batch", batch)
         if done:
             self._notify("batch_completed", batch)
+
+    def _kafka_batch(self, sid: int, batch: BatchStatus) -> None:
+        """A Kafka stream's new batch: the stream's view moves on (never back to an older
+        batch, e.g. one re-run after recovery)."""
+        kafka = batch.kafka[sid]
+        view = self.kafka_streams.get(sid)
+        if view is None:
+            view = self.kafka_streams[sid] = {"stream_id": sid, "batch_ms": -1, "partitions": [],
+                                              "total_lag": None, "records": 0, "rate_limit": None,
+                                              "error": "", "last_error": "",
+                                              "last_error_batch_ms": None, "error_batches": 0}
+        if kafka["error"]:
+            view["error_batches"] += 1
+            if batch.batch_ms >= (view["last_error_batch_ms"] or -1):
+                view["last_error"], view["last_error_batch_ms"] = kafka["error"], batch.batch_ms
+        if batch.batch_ms < view["batch_ms"]:
+            return
+        view["batch_ms"] = batch.batch_ms
+        view["rate_limit"] = kafka["rate_limit"]
+        view["records"] = sum(p["records"] for p in kafka["partitions"])
+        view["error"] = kafka["error"]
+        if kafka["error"] and not any(p["records"] for p in kafka["partitions"]):
+            return  # a batch without the brokers: the offsets and lag stay as last known
+        view["total_lag"] = kafka["total_lag"]
+        view["partitions"] = [{"topic": p["topic"], "partition": p["partition"],
+                               "offset": p["untilOffset"], "records": p["records"],
+                               "lag": p["lag"]} for p in kafka["partitions"]]
+
+    def kafka_view(self) -> list[dict]:
+        """Each Kafka direct stream as its newest batch left it."""
+        with self._lock:
+            return [{**v, "partitions": [dict(p) for p in v["partitions"]]}
+                    for _, v in sorted(self.kafka_streams.items())]
 
     def output_event(self, info) -> None:
         """An output operation of a batch finished."""
@@ -252,6 +366,11 @@ class StatusStore:
                 return None
             detail = batch.summary()
             detail["outputs"] = list(batch.outputs.values())
+            detail["input_metadata"] = [{"stream_id": sid, "records": batch.input_by_stream.get(sid, 0),
+                                         "description": text}
+                                        for sid, text in sorted(batch.input_descriptions.items())]
+            detail["kafka"] = {sid: {**k, "partitions": [dict(p) for p in k["partitions"]]}
+                               for sid, k in sorted(batch.kafka.items())}
             detail["jobs"] = [self._job_detail(j) for j in batch.job_ids if j in self.jobs]
             return detail
 
@@ -276,7 +395,13 @@ class StatusStore:
         with self._lock:
             return self._job_detail(job_id) if job_id in self.jobs else None
 
+    def flow_control(self) -> dict | None:
+        """Backpressure, receiver buffers and the batch queue (None: no streaming yet)."""
+        return self.flow() if self.flow is not None else None
+
     def streaming_summary(self) -> dict:
+        flow = self.flow_control()
+        limits = {sid: s["rate_limit"] for sid, s in (flow or {}).get("streams", {}).items()}
         with self._lock:
             done = [b for b in self.batches.values() if b.processing_end_ms >= 0]
             def average(values):
@@ -293,7 +418,10 @@ class StatusStore:
                 "avg_scheduling_delay_ms": average([b.scheduling_ms for b in done]),
                 "avg_processing_ms": average([b.processing_ms for b in done]),
                 "avg_total_delay_ms": average([b.total_ms for b in done]),
-                "receivers": list(self.receivers.values()),
+                "receivers": [dict(r, rate_limit=limits.get(r["stream_id"]))
+                              for r in self.receivers.values()],
+                "flow_control": flow,
+                "kafka": self.kafka_view(),
             }
 
 
@@ -308,6 +436,12 @@ def task_status(run, outcome, stage_attempt: int) -> TaskStatus:
         status.records_out = outcome.records_out
         status.shuffle_read_bytes = outcome.shuffle_read_bytes
         status.shuffle_write_bytes = outcome.shuffle_write_bytes
+        if outcome.has_accumulators:
+            # File sources count lines with invalid UTF-8 under a reserved accumulator id.
+            try:
+                status.invalid_utf8_lines = invalid_utf8_of(pickle.loads(outcome.payload[-1]))
+            except Exception:  # noqa: BLE001 - the scheduler already dealt with bad updates
+                pass
     else:
         status.reason = outcome.reason
         status.error = f"{outcome.error_type}: {outcome.message}"

@@ -1,5 +1,8 @@
-"""Mirrors ``pyspark.streaming``: StreamingContext, DStream and their modules."""
+"""Mirrors ``pyspark.streaming``: ``from sluicegate.driver.streaming import
+StreamingContext, DStream, StreamingListener``, and its modules ``context``,
+``dstream`` and ``listener``."""
 from ..context.streaming_context import StreamingContext
 from ..dstream.base import DStream
+from ..scheduler.streaming_listener import StreamingListener
 
-__all__ = ["StreamingContext", "DStream"]
+__all__ = ["StreamingContext", "DStream", "StreamingListener"]

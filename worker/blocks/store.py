@@ -10,6 +10,11 @@ else dropped: they are recomputed from lineage when next needed).
 Both the task thread and the link thread use it (the link thread stores
 pushed blocks, drops blocks and serves peers), so every method takes the
 store's lock; file reads happen outside it.
+
+Every entry costs ``ENTRY_OVERHEAD`` bytes of bookkeeping on top of its data,
+and that counts against the limit too: a store of many tiny blocks spills
+like one of a few big ones (a shuffle's map outputs are one block per map
+task, however many reduce partitions it has; see ``worker.shuffle.format``).
 """
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ from typing import Callable
 from sluicegate.common.serializer import dump_records, load_records
 
 log = logging.getLogger("sluicegate.worker.blocks")
+
+# What one in-memory entry costs beyond its data: the entry, its id, the
+# bytes object's header and the LRU order's node, measured with tracemalloc.
+ENTRY_OVERHEAD = 400
 
 
 class BlockMissing(Exception):
@@ -57,6 +66,7 @@ class BlockStore:
         self._disk = 0
         self._lock = threading.Lock()
         self.spilled_blocks = 0
+        self._scratch: Path | None = None
 
     # -- queries ----------------------------------------------------------------
     @property
@@ -80,10 +90,10 @@ class BlockStore:
         size = len(data)
         with self._lock:
             self._remove_locked(block_id)
-            self._make_room_locked(size)
-            if self._memory + size <= self._limit:
+            self._make_room_locked(size + ENTRY_OVERHEAD)
+            if self._memory + size + ENTRY_OVERHEAD <= self._limit:
                 self._entries[block_id] = _Entry(size, data=data)
-                self._memory += size
+                self._memory += size + ENTRY_OVERHEAD
                 return
         # Does not fit even after spilling others: straight to disk.
         path = self._write_file(block_id, data)
@@ -113,12 +123,51 @@ class BlockStore:
         except FileNotFoundError:
             return None
 
+    def reader(self, block_id: str) -> "BlockReader | None":
+        """Random access to a serialized block without loading it whole (a
+        spilled block is read from its file); None if there is no such block.
+        Close it after use."""
+        with self._lock:
+            entry = self._entries.get(block_id)
+            if entry is None:
+                return None
+            self._entries.move_to_end(block_id)
+            data, path = entry.data, entry.path
+            if data is None and path is None:  # a live cached list
+                data = dump_records(entry.records)
+        if data is not None:
+            return BlockReader(memoryview(data), None)
+        try:
+            # Opened, the file stays readable even if the block is dropped meanwhile.
+            return BlockReader(None, os.open(path, os.O_RDONLY))
+        except FileNotFoundError:
+            return None
+
+    def scratch_dir(self) -> Path:
+        """A directory for a task's temporary spill files (removed with the store)."""
+        if self._scratch is None:
+            self._scratch = self._dir / "scratch"
+            self._scratch.mkdir(exist_ok=True)
+        return self._scratch
+
+    def put_file(self, block_id: str, path: Path) -> None:
+        """Take a block already written to ``path`` (on the store's file
+        system) as a block on disk."""
+        target = self._dir / block_id
+        os.replace(path, target)
+        size = target.stat().st_size
+        with self._lock:
+            self._remove_locked(block_id)
+            self._entries[block_id] = _Entry(size, path=target)
+            self._disk += size
+            self.spilled_blocks += 1
+
     # -- deserialized (cached) partitions --------------------------------------------
     def put_records(self, block_id: str, records: list, deserialized: bool,
                     use_memory: bool, use_disk: bool) -> bool:
         """Cache a computed partition at a storage level; False if not kept."""
         if use_memory and deserialized:
-            size = estimate_size(records)
+            size = estimate_size(records) + ENTRY_OVERHEAD
             with self._lock:
                 self._remove_locked(block_id)
                 self._make_room_locked(size)
@@ -186,6 +235,8 @@ class BlockStore:
                 entry.path.unlink()
             except FileNotFoundError:
                 pass
+        elif entry.data is not None:
+            self._memory -= entry.size + ENTRY_OVERHEAD
         else:
             self._memory -= entry.size
 
@@ -194,14 +245,14 @@ class BlockStore:
         if self._memory + size <= self._limit:
             return
         for wanted in ("bytes", "records"):
-            for block_id in list(self._entries):
+            dropped = []
+            for block_id, entry in self._entries.items():
                 if self._memory + size <= self._limit:
-                    return
-                entry = self._entries[block_id]
+                    break
                 if wanted == "bytes" and entry.data is not None:
                     entry.path = self._write_file(block_id, entry.data)
                     entry.data = None
-                    self._memory -= entry.size
+                    self._memory -= entry.size + ENTRY_OVERHEAD
                     self._disk += entry.size
                     self.spilled_blocks += 1
                 elif wanted == "records" and entry.records is not None:
@@ -214,7 +265,11 @@ class BlockStore:
                         self._disk += entry.size
                         self.spilled_blocks += 1
                     else:
-                        del self._entries[block_id]
+                        dropped.append(block_id)
+            for block_id in dropped:
+                del self._entries[block_id]
+            if self._memory + size <= self._limit:
+                return
 
     def _write_file(self, block_id: str, data: bytes) -> Path:
         path = self._dir / block_id
@@ -223,6 +278,34 @@ class BlockStore:
             f.write(data)
         os.replace(tmp, path)
         return path
+
+
+class BlockReader:
+    """Reads ranges of one block, from memory or from its file."""
+
+    def __init__(self, view: memoryview | None, fd: int | None):
+        self._view = view
+        self._fd = fd
+
+    def read_at(self, offset: int, size: int) -> bytes | memoryview:
+        if self._view is not None:
+            return self._view[offset:offset + size]
+        data = os.pread(self._fd, size, offset)
+        if len(data) < size:
+            raise EOFError(f"block file is shorter than {offset + size} bytes")
+        return data
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._view = None
+
+    def __enter__(self) -> "BlockReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def estimate_size(records: list) -> int:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from sluicegate.common.config import parse_size_bytes
+from sluicegate.common.taskcontext import mark_executor_process
 
 from .process import ExecutorProcess
 
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fetch-timeout", type=float, default=30.0)
     parser.add_argument("--log-level", default=os.environ.get("SLUICEGATE_LOG_LEVEL", "WARNING"))
     args = parser.parse_args(argv)
+    mark_executor_process()  # a task here must not create a SparkContext
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s [executor {args.executor_id}] %(message)s")

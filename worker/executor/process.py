@@ -4,10 +4,15 @@ tasks, one at a time (one core; a host runs one executor per core).
 Two threads, each owning its own sockets (ZeroMQ sockets are not shared):
 
 * the link thread holds the control connection to the driver and the block
-  service socket peers fetch from. It registers, heartbeats (reporting how
-  long the running task has been going, so a hung task shows), queues task
-  launches, stores pushed blocks, answers peers, and stops the process when
-  the driver is gone (silent past the timeout, or the parent process died);
+  service socket peers fetch from. It registers, queues task launches,
+  stores pushed blocks, answers peers, and stops the process when the driver
+  is gone (silent past the timeout, or the parent process died);
+* the heartbeat thread does nothing but heartbeat (reporting how long the
+  running task has been going, so a hung task shows), on a connection of its
+  own: neither a busy task nor a link thread answering peers or waiting for
+  the block store's lock can hold a heartbeat back. (A user function that
+  holds the GIL in one C call for longer than ``spark.network.timeout`` still
+  can: Python runs no other thread meanwhile.)
 * the task thread (main) runs tasks and replies on its own connection, on
   which it also asks the driver for blocks it lacks.
 """
@@ -26,26 +31,30 @@ from pathlib import Path
 import psutil
 import zmq
 
-from sluicegate.common import broadcast
+from sluicegate.common import broadcast, storage
 from sluicegate.common.protocol import ProtocolError
-from sluicegate.common.protocol.blocks import FetchBlocks
+from sluicegate.common.protocol.blocks import FetchBlocks, FetchShuffleSegments
 from sluicegate.common.protocol.executor import (
-    DriverBlock, DriverHeartbeat, DropBlocks, ExecutorHeartbeat, ExecutorLost, ExecutorRegistered,
-    FetchDriverBlock,
-    LaunchTask, PushBlock, RegisterExecutor, RegistrationRefused, StopExecutor)
+    FAIL_ERROR, FAIL_KILLED, DriverBlock, DriverHeartbeat, DropBlocks, ExecutorHeartbeat,
+    ExecutorLost, ExecutorRegistered, FetchDriverBlock, KillTask,
+    LaunchTask, PushBlock, RegisterExecutor, RegistrationRefused, StopExecutor, TaskFailed)
 from sluicegate.common.transport import Transport, advertised_host, endpoint, recv, send
 
 from ..blocks import BlockMissing, BlockStore
 from ..shuffle.blocks import is_rdd_block_of, is_shuffle_block_of
 from ..shuffle.fetcher import PeerFetcher
-from ..shuffle.service import answer_fetch
+from ..shuffle import limits as shuffle_limits
+from ..shuffle.service import answer_fetch, answer_segments
 from .functions import FunctionCache
+from .task_kill import KILL_TIMEOUT_KEY, KillSwitch, TaskKilled
 from .task_runner import TaskRunner
+from .user_files import FileFetchError, UserFiles
 
 log = logging.getLogger("sluicegate.worker.executor")
 
 REGISTER_RETRY_S = 1.0
 STOP_GRACE_S = 3.0
+BLOCK_SERVICE_SLICE_S = 0.05
 
 
 class ExecutorProcess:
@@ -72,12 +81,16 @@ class ExecutorProcess:
         self.lost_executors: set[str] = set()
         self._work_dir = work_dir
         self.fetch_timeout_s = fetch_timeout_s
+        self.kills = KillSwitch(on_stuck=self._give_up_on_task)
 
     # -- the task thread ------------------------------------------------------------
     def run(self) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when we stop
+        self.kills.install()
         link = _DriverLink(self)
         link.start()
+        self._heartbeat = _Heartbeat(self)
+        self._heartbeat.start()
         task_sock = self.transport.connect(
             zmq.DEALER, self.driver_endpoint, f"{self.executor_id}/task".encode())
         fetcher = PeerFetcher(self.transport, self.fetch_timeout_s,
@@ -95,20 +108,56 @@ class ExecutorProcess:
                 self._close(link, task_sock, fetcher)
                 return 1
         block_reader.timeout_s = self.heartbeat_timeout_s
+        user_files = UserFiles(self._work_dir / "userFiles", task_sock, self.heartbeat_timeout_s)
         try:
             while not self.stopping.is_set():
                 try:
                     task = self.tasks.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                self.running = (task.task_id, task.attempt, time.monotonic())
-                reply = runner.run(task)
-                self.running = None
-                send(task_sock, reply)
+                send(task_sock, self._run_task(task, runner, user_files))
         finally:
             self._close(link, task_sock, fetcher)
         log.info("executor %s stopped: %s", self.executor_id, self.stop_reason)
         return 0
+
+    def _run_task(self, task: LaunchTask, runner: TaskRunner, user_files: UserFiles):
+        """Run one task (after fetching the files it may need); a task the driver
+        killed replies ``killed`` whatever else became of it."""
+        started = time.monotonic()
+        reason = self.kills.starting(task.task_id)
+        if reason is None:
+            self.running = (task.task_id, task.attempt, started)
+            reply = None
+            try:
+                try:
+                    self.kills.enter(task.task_id)
+                    reply = self._execute(task, runner, user_files)
+                finally:
+                    self.kills.leave()
+            except TaskKilled:  # raised between the task's code and leave(): see task_kill
+                pass
+            self.running = None
+            reason = self.kills.finished(task.task_id)
+            if reason is None and reply is not None:
+                return reply
+        return TaskFailed(task.task_id, task.attempt, self.executor_id, FAIL_KILLED, "TaskKilled",
+                          f"task killed: {reason or 'interrupted'}", "", None, None, None,
+                          (time.monotonic() - started) * 1000.0)
+
+    def _execute(self, task: LaunchTask, runner: TaskRunner, user_files: UserFiles):
+        try:
+            user_files.update(task.files_epoch)
+        except FileFetchError as exc:
+            return TaskFailed(task.task_id, task.attempt, self.executor_id, FAIL_ERROR,
+                              "FileFetchError", str(exc), "", None, None, None, 0.0)
+        return runner.run(task)
+
+    def _give_up_on_task(self, why: str) -> None:
+        """Link thread: a killed task would not stop. The process goes; the driver
+        counts the executor lost and starts another."""
+        log.error("executor %s: %s; exiting", self.executor_id, why)
+        os._exit(3)
 
     def stop(self, reason: str) -> None:
         if not self.stopping.is_set():
@@ -118,6 +167,7 @@ class ExecutorProcess:
     def _close(self, link: "_DriverLink", task_sock: zmq.Socket, fetcher: PeerFetcher) -> None:
         self.stop(self.stop_reason or "closing")
         link.join(timeout=2.0)
+        self._heartbeat.join(timeout=2.0)
         fetcher.close()
         task_sock.close(linger=500)  # let the last reply leave
         self.store.clear()
@@ -180,7 +230,6 @@ class _DriverLink(threading.Thread):
         self.block_service, port = transport.bind(zmq.ROUTER, executor.host)
         self.block_address = endpoint(executor.advertise_host, port)
         self.last_driver_message = time.monotonic()
-        self._process = psutil.Process()
 
     def run(self) -> None:
         ex = self.ex
@@ -196,9 +245,9 @@ class _DriverLink(threading.Thread):
                     send(self.control, self._registration())
                     next_register = now + REGISTER_RETRY_S
                 if ex.registered.is_set() and now >= next_heartbeat:
-                    send(self.control, self._heartbeat())
-                    next_heartbeat = now + ex.heartbeat_interval_s
+                    next_heartbeat = now + ex.heartbeat_interval_s  # sent by _Heartbeat
                     self._check_driver_alive(now)
+                ex.kills.tick(now)
                 for sock, _ in poller.poll(int(min(ex.heartbeat_interval_s, 0.2) * 1000)):
                     if sock is self.control:
                         self._drain_control()
@@ -216,16 +265,9 @@ class _DriverLink(threading.Thread):
         return RegisterExecutor(self.ex.executor_id, socket.gethostname(), self.block_address, 1,
                                 psutil.virtual_memory().total, os.getpid())
 
-    def _heartbeat(self) -> ExecutorHeartbeat:
-        running = []
-        current = self.ex.running
-        if current is not None:
-            running.append([current[0], current[1], int((time.monotonic() - current[2]) * 1000)])
-        return ExecutorHeartbeat(self.ex.executor_id, running, self.ex.store.memory_bytes,
-                                 self.ex.store.disk_bytes, self._process.memory_info().rss)
-
     def _check_driver_alive(self, now: float) -> None:
         ex = self.ex
+        self._drain_control()  # what waited while this thread was busy counts
         if ex.parent_pid is not None and os.getppid() != ex.parent_pid:
             ex.stop("the driver process is gone")
         elif now - self.last_driver_message > ex.heartbeat_timeout_s:
@@ -246,6 +288,8 @@ class _DriverLink(threading.Thread):
         ex = self.ex
         if isinstance(message, LaunchTask):
             ex.tasks.put(message)
+        elif isinstance(message, KillTask):
+            ex.kills.request(message.task_id, message.reason, message.interrupt, time.monotonic())
         elif isinstance(message, PushBlock):
             ex.store.put_bytes(message.block_id, bytes(message.payload[0]))
         elif isinstance(message, DriverHeartbeat):
@@ -259,6 +303,14 @@ class _DriverLink(threading.Thread):
         elif isinstance(message, ExecutorRegistered):
             ex.heartbeat_interval_s = message.heartbeat_interval_s
             ex.heartbeat_timeout_s = message.heartbeat_timeout_s
+            storage.configure(message.conf)  # file system options for s3:// & co.
+            try:
+                shuffle_limits.configure(message.conf)
+            except ValueError as exc:
+                log.error("executor %s: %s; keeping the default shuffle limits",
+                          ex.executor_id, exc)
+            if isinstance(message.conf.get(KILL_TIMEOUT_KEY), (int, float)):
+                ex.kills.timeout_s = float(message.conf[KILL_TIMEOUT_KEY])
             ex.registered.set()
         elif isinstance(message, ExecutorLost):
             ex.lost_executors.add(message.executor_id)
@@ -271,18 +323,26 @@ class _DriverLink(threading.Thread):
                         type(message).__name__)
 
     def _drain_block_requests(self) -> None:
-        while self.block_service.poll(0, zmq.POLLIN):
+        # A slice at a time: peers asking without pause must not keep the
+        # driver's messages (and the check that the driver is alive) waiting.
+        until = time.monotonic() + BLOCK_SERVICE_SLICE_S
+        while self.block_service.poll(0, zmq.POLLIN) and time.monotonic() < until:
             try:
                 peer, request = recv(self.block_service, routed=True)
             except ProtocolError as exc:
                 log.warning("executor %s: dropped a malformed block request: %s",
                             self.ex.executor_id, exc)
                 continue
-            if isinstance(request, FetchBlocks):
-                try:
-                    send(self.block_service, answer_fetch(request, self.ex.store), identity=peer)
-                except zmq.ZMQError as exc:
-                    log.info("could not answer a peer (gone?): %s", exc)
+            if isinstance(request, FetchShuffleSegments):
+                reply = answer_segments(request, self.ex.store)
+            elif isinstance(request, FetchBlocks):
+                reply = answer_fetch(request, self.ex.store)
+            else:
+                continue
+            try:
+                send(self.block_service, reply, identity=peer)
+            except zmq.ZMQError as exc:
+                log.info("could not answer a peer (gone?): %s", exc)
 
     def _enforce_stop(self) -> None:
         """If the task thread is stuck in user code, do not outlive the driver."""
@@ -295,3 +355,43 @@ class _DriverLink(threading.Thread):
                     self.ex.executor_id, STOP_GRACE_S, self.ex.stop_reason)
         os._exit(0)
 
+
+class _Heartbeat(threading.Thread):
+    """Heartbeats to the driver, from their own thread and connection.
+
+    Started with the process, it beats from registration until the process
+    stops. The driver takes a heartbeat from any of the executor's
+    connections (by the executor id inside it).
+    """
+
+    def __init__(self, executor: ExecutorProcess):
+        super().__init__(name=f"heartbeat-{executor.executor_id}", daemon=True)
+        self.ex = executor
+        self.sock = executor.transport.connect(zmq.DEALER, executor.driver_endpoint,
+                                               f"{executor.executor_id}/heartbeat".encode())
+        self._process = psutil.Process()
+
+    def run(self) -> None:
+        ex = self.ex
+        try:
+            while not ex.registered.wait(0.1):
+                if ex.stopping.is_set():
+                    return
+            while not ex.stopping.is_set():
+                try:
+                    send(self.sock, self._heartbeat(), flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # the driver is not reading: the link thread judges whether it is gone
+                ex.stopping.wait(ex.heartbeat_interval_s)
+        except Exception:  # noqa: BLE001 - without heartbeats the driver drops us: say why
+            log.exception("executor %s: heartbeat thread failed", ex.executor_id)
+        finally:
+            self.sock.close(linger=0)
+
+    def _heartbeat(self) -> ExecutorHeartbeat:
+        running = []
+        current = self.ex.running
+        if current is not None:
+            running.append([current[0], current[1], int((time.monotonic() - current[2]) * 1000)])
+        return ExecutorHeartbeat(self.ex.executor_id, running, self.ex.store.memory_bytes,
+                                 self.ex.store.disk_bytes, self._process.memory_info().rss)

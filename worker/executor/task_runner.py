@@ -2,7 +2,8 @@
 
 Every outcome becomes exactly one reply: ``TaskSucceeded`` or ``TaskFailed``
 with the reason the driver needs to react (user error with the worker-side
-traceback, lost shuffle output, evicted closure, missing input block).
+traceback, lost shuffle output, evicted closure, missing input block). A
+``StopIteration`` that escaped user code is reported as PySpark reports it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sluicegate.common.protocol.executor import (
     FAIL_BLOCK_MISSING, FAIL_ERROR, FAIL_FETCH, FAIL_MISSING_FUNCTION, LaunchTask, TaskFailed,
     TaskSucceeded)
 from sluicegate.common.serializer import dump_records
+from sluicegate.common.stopiteration import as_task_error
 from sluicegate.common.taskcontext import TaskContext, set_current
 
 from ..blocks import BlockMissing, BlockStore
@@ -48,8 +50,10 @@ class TaskRunner:
                                 prefix="could not load the task's function on the executor: ")
         ctx = PlanContext(self.functions, self.store, self.fetcher, self.executor_id,
                           task.shuffle_locations, self.read_block)
-        set_current(TaskContext(task.stage_id, task.partition, task.attempt, task.task_id,
-                                self.executor_id))
+        context = TaskContext(task.stage_id, task.partition, task.attempt, task.task_id,
+                              self.executor_id)
+        context._local_properties = dict(task.properties)  # its job's, from the driver thread
+        set_current(context)
         accumulators.begin_task()
         try:
             result, sizes, records_out, write_bytes = self._run_sink(task, ctx)
@@ -64,7 +68,7 @@ class TaskRunner:
         except BaseException as exc:  # noqa: BLE001 - user code may raise anything, SystemExit too
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            return self._failed(task, started, FAIL_ERROR, exc)
+            return self._failed(task, started, FAIL_ERROR, as_task_error(exc))
         finally:
             set_current(None)
         payload = [] if result is None else [result]
@@ -85,10 +89,16 @@ class TaskRunner:
             self.store.put_bytes(block_id, bytes(data))
 
     def _run_sink(self, task: LaunchTask, ctx: PlanContext):
-        records = build(task.plan, ctx)
         sink = task.sink
+        # ``collect`` reads its records in one loop that stops at their end, so
+        # the task's pipelines are checked once, after it. The shuffle writer
+        # reads in chunks and asks again after a short one (which would resume
+        # a pipeline that a user's StopIteration cut short), so its input
+        # checks itself as it ends (``build``'s ``full``).
+        records = build(task.plan, ctx, full=isinstance(sink, p.CollectSink))
         if isinstance(sink, p.CollectSink):
             output = list(records)
+            ctx.verify(0)
             return dump_records(output), None, len(output), 0
         if isinstance(sink, p.ShuffleWriteSink):
             spec = sink.partitioner
@@ -97,9 +107,13 @@ class TaskRunner:
             combiner = None
             if sink.combiner is not None:
                 combiner = (ctx.fn(sink.combiner.create), ctx.fn(sink.combiner.merge_value))
+
+            # All records are read by the time the output is stored: none of a
+            # short map output is kept.
             sizes, written = write_map_output(records, sink.shuffle_id, sink.map_id,
                                               spec.num_partitions, partition_of, combiner,
-                                              self.store.put_bytes)
+                                              self.store, lambda: ctx.verify(0))
+            ctx.verify(0)
             return None, sizes, written, sum(sizes)
         raise TypeError(f"executor cannot apply sink {type(sink).__name__}")
 

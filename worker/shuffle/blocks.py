@@ -1,8 +1,10 @@
 """Names of shuffle blocks, shared by the writer, the reader and the block service."""
 
 
-def shuffle_block_id(shuffle_id: int, map_id: int, reduce_id: int) -> str:
-    return f"shuffle_{shuffle_id}_{map_id}_{reduce_id}"
+def map_output_id(shuffle_id: int, map_id: int) -> str:
+    """The block holding one map task's output: every reduce partition's
+    segment and their index (see ``format``)."""
+    return f"shuffle_{shuffle_id}_{map_id}"
 
 
 def is_shuffle_block_of(block_id: str, shuffle_id: int) -> bool:

@@ -1,8 +1,10 @@
-"""The map side of a shuffle: combine, then one block per reduce partition.
+"""The map side of a shuffle: combine, then one output holding every reduce partition's segment.
 
 With a combiner (reduceByKey, combineByKey, groupByKey) the partition's pairs
-are folded into a dict first, so each key is hashed once and each block holds
-one combiner per key, written as two msgpack columns straight from the dict.
+are folded into a dict first, so each key is hashed once and each segment
+holds one combiner per key, written as two msgpack columns straight from the
+dict. The output's layout is in ``format``; writing it within the memory
+budget (spilling runs to disk) is ``map_output``'s.
 """
 from __future__ import annotations
 
@@ -11,9 +13,6 @@ from typing import Callable, Iterable, Iterator
 
 from sluicegate.common.hashing import portable_hash
 from sluicegate.common.taskfuncs import identity
-from sluicegate.common.serializer import dump_pairs, dump_records
-
-from .blocks import shuffle_block_id
 
 _UNPACK_ERRORS = ("cannot unpack", "values to unpack")
 
@@ -36,15 +35,16 @@ def adds(fn: Callable) -> bool:
             and not getattr(fn, "__defaults__", None))
 
 
-def combine_by_key(pairs: Iterable, create: Callable, merge: Callable) -> dict:
-    """Fold ``(key, value)`` pairs into ``{key: combiner}``.
+def combine_by_key(pairs: Iterable, create: Callable, merge: Callable,
+                   into: dict | None = None) -> dict:
+    """Fold ``(key, value)`` pairs into ``{key: combiner}`` (``into``, if given).
 
     reduceByKey(add) -- the word count -- merges with ``+`` inline rather than
     a call per record (the same operation on the same operands; if it raises,
     the user's function is called to raise it, so the traceback shows their
     code).
     """
-    combined: dict = {}
+    combined: dict = {} if into is None else into
     get = combined.get
     inline_add = create is identity and adds(merge)
     old = value = _MISSING
@@ -76,38 +76,13 @@ def partitioner_function(kind: str, num_partitions: int, fn: Callable | None) ->
 
 def write_map_output(records: Iterator, shuffle_id: int, map_id: int, num_partitions: int,
                      partition_of: Callable, combiner: tuple[Callable, Callable] | None,
-                     put: Callable[[str, bytes], None]) -> tuple[list[int], int]:
-    """Write one map task's output; return each reduce block's size, and the records written."""
-    if combiner is not None:
-        combined = combine_by_key(records, combiner[0], combiner[1])
-        if num_partitions == 1:
-            columns = [(list(combined.keys()), list(combined.values()))]
-        else:
-            columns = [([], []) for _ in range(num_partitions)]
-            for key, value in combined.items():
-                keys, values = columns[partition_of(key)]
-                keys.append(key)
-                values.append(value)
-        blocks = [dump_pairs(keys, values) for keys, values in columns]
-        written = len(combined)
-    else:
-        buckets: list[list] = [[] for _ in range(num_partitions)]
-        try:
-            if num_partitions == 1:
-                append = buckets[0].append
-                for key, value in records:
-                    append((key, value))
-            else:
-                for key, value in records:
-                    buckets[partition_of(key)].append((key, value))
-        except (TypeError, ValueError) as exc:
-            if any(s in str(exc) for s in _UNPACK_ERRORS):
-                raise TypeError(f"a key-value operation needs (key, value) pairs: {exc}") from exc
-            raise
-        blocks = [dump_records(bucket) for bucket in buckets]
-        written = sum(len(bucket) for bucket in buckets)
-    sizes = []
-    for reduce_id, data in enumerate(blocks):
-        put(shuffle_block_id(shuffle_id, map_id, reduce_id), data)
-        sizes.append(len(data))
-    return sizes, written
+                     store, before_store: Callable[[], None] | None = None
+                     ) -> tuple[list[int], int]:
+    """Write one map task's output into ``store`` (a ``BlockStore``); return
+    each reduce partition's segment size, and the records written.
+    ``before_store`` runs once every record is read, before the output is kept."""
+    from .limits import limits
+    from .map_output import write_output  # it builds on combine_by_key above
+
+    return write_output(records, shuffle_id, map_id, num_partitions, partition_of, combiner,
+                        store, limits.merge_memory_bytes, before_store)

@@ -1,0 +1,4 @@
+"""Mirrors ``pyspark.conf``."""
+from .context.conf import SparkConf
+
+__all__ = ["SparkConf"]

@@ -1,0 +1,4 @@
+"""Mirrors ``pyspark.resultiterable``."""
+from sluicegate.common.resultiterable import ResultIterable
+
+__all__ = ["ResultIterable"]

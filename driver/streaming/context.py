@@ -1,0 +1,4 @@
+"""Mirrors ``pyspark.streaming.context``."""
+from ..context.streaming_context import StreamingContext
+
+__all__ = ["StreamingContext"]
