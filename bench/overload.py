@@ -209,15 +209,28 @@ def run(engine: str, mode: str, capacity: int, seconds: float, stall_s: float,
 # -- the side-by-side run --------------------------------------------------------------------
 
 def child(engine: str, mode: str, args) -> dict:
+    """One run in a process (group) of its own; a run that hangs (a JVM out of heap
+    collects garbage for ever) is killed with everything it started, and reported."""
     command = [sys.executable, "-m", "bench.overload", "--engine", engine, "--mode", mode,
                "--capacity", str(args.capacity), "--seconds", str(args.seconds),
                "--stall-s", str(args.stall_s), "--batch-s", str(args.batch_s)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                          timeout=args.stall_s + args.seconds + 900)
-    for line in done.stdout.splitlines():
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    timeout_s = (args.stall_s if mode == "stall" else 0) + args.seconds + 300
+    try:
+        out, err = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        err = f"did not finish within {timeout_s:.0f}s and was killed" + (
+            " (java.lang.OutOfMemoryError: Java heap space in its log)"
+            if "OutOfMemoryError" in err else "") + "\n" + err[-1500:]
+    for line in out.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
-    return {"engine": engine, "mode": mode, "error": (done.stderr or done.stdout)[-2000:]}
+    if "OutOfMemoryError" in err and "OutOfMemoryError" not in err[:200]:
+        err = "java.lang.OutOfMemoryError: Java heap space (in its log)\n" + err[-1500:]
+    return {"engine": engine, "mode": mode, "error": (err or out)[-2000:]}
 
 
 def table(results: list[dict]) -> str:
@@ -225,7 +238,7 @@ def table(results: list[dict]) -> str:
             f"{'others peak MB':>15}  notes"]
     for r in results:
         if "error" in r:
-            rows.append(f"{r['engine']:11} {r['mode']:9} ERROR {r['error'][-300:]}")
+            rows.append(f"{r['engine']:11} {r['mode']:9} ERROR {r['error'].splitlines()[0][:200]}")
             continue
         if r["mode"] == "converge":
             notes = (f"capacity {r['capacity']:,}/s, offered {r['offered']:,}/s, settled at "
@@ -262,19 +275,20 @@ def main() -> None:
                                          args.stall_s, args.batch_s)), flush=True)
         return
     results = []
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"overload-{stamp}.json"
     for engine in [e for e in args.engines.split(",") if e]:
         for mode in ("converge", "stall"):
             started = time.time()
             results.append(child(engine, mode, args))
             print(f"[{engine}] {mode}: {time.time() - started:.0f}s", file=sys.stderr, flush=True)
+            path.write_text(json.dumps({  # after every run: a later one may take long
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "args": {k: v for k, v in vars(args).items()
+                         if k in ("quick", "capacity", "seconds", "stall_s", "batch_s")},
+                "results": results}, indent=1))
     print(table(results))
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"overload-{stamp}.json"
-    path.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                                "args": {k: v for k, v in vars(args).items()
-                                         if k in ("quick", "capacity", "seconds", "stall_s", "batch_s")},
-                                "results": results}, indent=1))
     print(f"written to {path}")
 
 

@@ -406,7 +406,7 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sluicegate", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="sluicegate", description=__doc__.split("\n\n")[0].replace("``", ""),
                                      formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"sluicegate {version()}",
                         help="print sluicegate's version and exit")

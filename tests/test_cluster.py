@@ -111,7 +111,8 @@ def own_cluster(tmp_path):
 
 # -- the command line ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [None, "driver", "worker", "submit", "jobs", "kill", "status"])
+@pytest.mark.parametrize("command", [None, "driver", "worker", "submit", "jobs", "kill", "status",
+                                     "logs", "sql"])
 def test_help_of_every_subcommand(command):
     args = [SLUICEGATE] + ([command] if command else []) + ["--help"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=30)

@@ -138,6 +138,50 @@ def test_dockerfile_installs_the_project():
         assert f"COPY {folder} /src/{folder}" in text
 
 
+def container_engine() -> list[str] | None:
+    """A container engine that can run here: podman, or docker with a reachable daemon."""
+    if shutil.which("podman"):
+        return ["podman"]
+    if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True,
+                                                 timeout=30).returncode == 0:
+        return ["docker"]
+    return None
+
+
+def test_the_image_builds_and_its_cluster_answers(tmp_path):
+    """Builds deploy/docker/Dockerfile for real and runs the driver service and a worker
+    from it. Skips, saying why, where no engine is installed or the base image cannot be
+    pulled (a machine without access to a container registry)."""
+    engine = container_engine()
+    if engine is None:
+        pytest.skip("no container engine (podman, or docker with a running daemon)")
+    base = next(line.split()[1] for line in (DEPLOY / "docker" / "Dockerfile").read_text()
+                .splitlines() if line.startswith("FROM"))
+    pulled = subprocess.run(engine + ["pull", base], capture_output=True, text=True, timeout=300)
+    if pulled.returncode != 0:
+        pytest.skip(f"cannot pull the base image {base}: {pulled.stderr.strip()[-300:]}")
+    tag = "sluicegate-test:ci"
+    root = DEPLOY.parent
+    built = subprocess.run(engine + ["build", "-f", str(DEPLOY / "docker" / "Dockerfile"),
+                                     "-t", tag, str(root)],
+                           capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    version = subprocess.run(engine + ["run", "--rm", tag, "--version"], capture_output=True,
+                             text=True, timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("sluicegate "), version.stderr
+    name = f"sluicegate-test-{os.getpid()}"
+    try:
+        subprocess.run(engine + ["run", "-d", "--name", name, "--network", "host", tag, "driver",
+                                 "--port", str(free_port())], check=True, timeout=120,
+                       capture_output=True)
+        logs = wait_until(lambda: subprocess.run(
+            engine + ["logs", name], capture_output=True, text=True, timeout=30).stderr
+            or None, 60, what="the driver service's first log line")
+        assert "Traceback" not in logs, logs
+    finally:
+        subprocess.run(engine + ["rm", "-f", name], capture_output=True, timeout=120)
+
+
 def test_compose_runs_a_driver_and_two_workers_sharing_a_secret():
     compose = yaml.safe_load((DEPLOY / "docker" / "compose.yaml").read_text())
     services = compose["services"]

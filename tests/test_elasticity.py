@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -180,8 +182,12 @@ def test_rebalance_two_four_two_keeps_the_state_exact(cluster, tmp_path):
     more_batches(out, 4)
     assert read_json(out / "progress.json")["counted"] > 0
 
-    done = cluster.cli("rebalance", job_id, "--cores", "2")
-    assert done.returncode == 0, done.stderr
+    # back to two through the REST API: the secret is required, even on loopback
+    url = f"{cluster.ui_url()}/api/v1/jobs/{job_id}/rebalance"
+    assert rest_post(url, {"cores": 2}, None)[0] == 403
+    assert rest_post(url, {"cores": "two"}, cluster.secret)[0] == 400
+    status, reply = rest_post(url, {"cores": 2}, cluster.secret)
+    assert status == 200 and reply["ok"], reply
     wait_until(lambda: job_executors(cluster, job_id) == 2 and progress(out).get("executors") == 2,
                90, what="back to two executors")
     more_batches(out, 4)
@@ -193,11 +199,25 @@ def test_rebalance_two_four_two_keeps_the_state_exact(cluster, tmp_path):
     print(f"rebalance 2->4->2: stored {sum(final['stored'].values())} records, exact")
 
 
+def rest_post(url: str, body: dict, secret: bytes | None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    if secret is not None:
+        request.add_header("Authorization", "Bearer " + secret.decode())
+    try:
+        with urllib.request.urlopen(request, timeout=15) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 def test_rebalance_refuses_what_it_cannot_do(cluster):
     done = cluster.cli("rebalance", "job-9999", "--cores", "2")
     assert done.returncode != 0 and "no job job-9999" in done.stderr
     done = cluster.cli("rebalance", "job-9999", "--cores", "0")
     assert done.returncode != 0 and "--cores must be at least 1" in done.stderr
+    url = f"{cluster.ui_url()}/api/v1/jobs/job-9999/rebalance"
+    assert rest_post(url, {"cores": 2}, cluster.secret)[0] == 404
 
 
 def test_cluster_dynamic_allocation_follows_a_load_step(cluster, tmp_path):

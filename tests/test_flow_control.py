@@ -507,3 +507,214 @@ def test_tight_loop_receiver_cannot_starve_the_driver(own_context, backpressure)
     assert silence[0] < 3.0, f"an executor went unheard for {silence[0]:.1f}s"
     assert peak[0] < 300 * MB, peak
     assert total[0] == receiver.stored
+
+
+# -- receivers in processes of their own ---------------------------------------------------------
+
+def exact_range(stats: list) -> bool:
+    """``stats``: (count, sum, max) of several batches of 0..N-1 stored once each."""
+    count = sum(s[0] for s in stats)
+    total = sum(s[1] for s in stats)
+    top = max((s[2] for s in stats if s[0]), default=-1)
+    return count == top + 1 and total == count * (count - 1) // 2
+
+
+def batch_stats(rdd):
+    return rdd.map(lambda x: (1, x, x)).fold((0, 0, -1), lambda a, b: (a[0] + b[0], a[1] + b[1],
+                                                                       max(a[2], b[2])))
+
+
+@pytest.mark.parametrize("backpressure", ["false", "true"])
+def test_tight_loop_receiver_in_its_own_process_leaves_the_driver_alone(own_context, backpressure):
+    """With spark.sluicegate.receiver.isolation=process the tight loop runs in its own
+    interpreter: batches complete, heartbeats are answered, the driver's loop answers
+    within milliseconds, its memory stays bounded, and 0..N-1 arrive exactly once."""
+    sc = own_context("local[2]", spark__streaming__backpressure__enabled=backpressure,
+                     spark__sluicegate__receiver__isolation="process",
+                     spark__sluicegate__receiver__maxBufferBytes="32m",
+                     spark__sluicegate__progress="false")
+    endpoint = sc._runtime.endpoint
+    ssc = StreamingContext(sc, 0.5)
+    batches = Batches()
+    ssc.addStreamingListener(batches)
+    stats: list = []
+
+    def output(t, rdd):
+        stats.append(batch_stats(rdd))
+        time.sleep(0.6)  # slower than the source: buffers fill, store() waits
+
+    ssc.receiverStream(TightLoopReceiver()).foreachRDD(output)
+    before = rss()
+    ssc.start()
+    latencies, silence, peak = [], 0.0, 0
+    try:
+        deadline = time.monotonic() + 90
+        while len(batches.infos) < 15 and time.monotonic() < deadline:
+            answered = threading.Event()
+            started = time.perf_counter()
+            endpoint.post(answered.set)
+            assert answered.wait(5)
+            latencies.append(time.perf_counter() - started)
+            now = time.monotonic()
+            silence = max([silence] + [now - e.last_seen_s for e in endpoint.registry.alive()])
+            peak = max(peak, rss() - before)
+            time.sleep(0.1)
+        assert len(batches.infos) >= 15
+    finally:
+        ssc.stop(stopSparkContext=False, stopGraceFully=True)
+    latencies.sort()
+    print(f"receiver process (backpressure {backpressure}): {sum(s[0] for s in stats)} records, "
+          f"loop p50 {latencies[len(latencies) // 2] * 1000:.2f} ms, "
+          f"p90 {latencies[int(len(latencies) * 0.9)] * 1000:.1f} ms, "
+          f"silence {silence:.2f}s, RSS +{peak // MB} MB")
+    assert sum(s[0] for s in stats) > 100_000
+    assert exact_range(stats)
+    assert not [e for e in endpoint.registry.executors.values() if not e.alive]
+    assert silence < 3.0 and peak < 300 * MB
+
+
+SOURCES: dict[str, str] = {}
+
+
+class FileLinesReceiver(Receiver):
+    """A reliable receiver: stores a file's lines ten at a time, each block with the
+    offset after it, resuming after the last stored one (lastStoredMetadata)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def onStart(self):
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        offset = self.lastStoredMetadata() or 0
+        while not self.isStopped():
+            with open(self.path) as f:
+                lines = f.read().split("\n")[:-1]
+            if offset >= len(lines):
+                time.sleep(0.02)
+                continue
+            chunk = lines[offset:offset + 10]
+            try:
+                self.store(chunk, metadata=offset + len(chunk))
+            except Exception:  # noqa: BLE001 - refused after the stop
+                return
+            offset += len(chunk)
+            time.sleep(0.01)
+
+
+class ReceiverEvents(StreamingListener):
+    def __init__(self):
+        self.events = []
+
+    def onReceiverStarted(self, receiverStarted):
+        self.events.append(("started", receiverStarted.receiverInfo()))
+
+    def onReceiverError(self, receiverError):
+        self.events.append(("error", receiverError.receiverInfo()))
+
+
+def test_receiver_process_killed_restarts_from_its_last_stored_block(own_context, tmp_path):
+    """A reliable receiver (write-ahead log on) in its own process, SIGKILLed while it
+    stores: it is restarted, resumes after its last stored block (lastStoredMetadata
+    survives the process), and every line arrives exactly once. Listeners hear of the
+    start, the loss and the restart."""
+    sc = own_context("local[2]", spark__sluicegate__receiver__isolation="process",
+                     spark__streaming__receiver__writeAheadLog__enable="true",
+                     spark__streaming__receiverRestartDelay="500ms",
+                     spark__sluicegate__progress="false")
+    source = tmp_path / "lines.txt"
+    source.write_text("".join(f"{n}\n" for n in range(3000)))
+    ssc = StreamingContext(sc, 0.5)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    events = ReceiverEvents()
+    ssc.addStreamingListener(events)
+    seen: list[int] = []
+    ssc.receiverStream(FileLinesReceiver(str(source))).map(int) \
+        .foreachRDD(lambda t, rdd: seen.extend(rdd.collect()))
+    ssc.start()
+    try:
+        link = ssc._receivers.supervisors[0]
+        wait_until(lambda: 300 < len(seen) < 2500, 60, "some lines")
+        first_pid = link.process.pid
+        psutil.Process(first_pid).kill()
+        wait_until(lambda: link.process.pid != first_pid and link.restarts == 1, 30, "a restart")
+        with source.open("a") as f:
+            f.write("".join(f"{n}\n" for n in range(3000, 4000)))
+        wait_until(lambda: len(seen) >= 4000, 60, "every line")
+        time.sleep(1.0)  # nothing more comes
+    finally:
+        ssc.stop(stopSparkContext=False, stopGraceFully=True)
+    assert sorted(seen) == list(range(4000))
+    kinds = [kind for kind, _ in events.events]
+    assert kinds.count("started") >= 2 and "error" in kinds, kinds
+    assert events.events[0][1].location().startswith("receiver process ")
+
+
+class Unpicklable(Receiver):
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def onStart(self):
+        pass
+
+
+def test_a_receiver_that_does_not_pickle_cannot_run_in_a_process(own_context):
+    sc = own_context("local[2]", spark__sluicegate__receiver__isolation="process")
+    ssc = StreamingContext(sc, 0.5)
+    ssc.receiverStream(Unpicklable()).pprint()
+    with pytest.raises(ValueError, match="does not pickle"):
+        ssc.start()
+    ssc.stop(stopSparkContext=False)
+
+
+def test_receiver_isolation_setting_is_checked(own_context):
+    sc = own_context("local[2]", spark__sluicegate__receiver__isolation="fork")
+    ssc = StreamingContext(sc, 0.5)
+    ssc.receiverStream(TightLoopReceiver()).pprint()
+    with pytest.raises(ValueError, match="'thread' or 'process'"):
+        ssc.start()
+    ssc.stop(stopSparkContext=False)
+
+
+def test_queued_batch_cap_delays_batches_and_skips_none(own_context):
+    """spark.sluicegate.maxQueuedBatches=2 with a manual clock: while the first batch's
+    output is held, the clock moves eight batches on, yet only two batches are ever
+    generated and unfinished; once the output goes on, every batch time is generated,
+    in order, and the records queued meanwhile are all processed."""
+    sc = own_context("local[2]", spark__sluicegate__maxQueuedBatches="2",
+                     spark__sluicegate__progress="false")
+    from sluicegate.driver import ManualClock
+    clock = ManualClock(0)
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    held = threading.Event()
+    go_on = threading.Event()
+    seen: list[tuple[int, list]] = []
+
+    def output(t, rdd):
+        seen.append((int(t.timestamp() * 1000), sorted(rdd.collect())))
+        if len(seen) == 1:
+            held.set()
+            go_on.wait(60)
+
+    ssc.queueStream([[i] for i in range(10)]).foreachRDD(output)
+    ssc.start()
+    try:
+        clock.advance_ms(1000)
+        assert held.wait(30)
+        most = 0
+        for _ in range(8):
+            clock.advance_ms(1000)
+            time.sleep(0.1)
+            most = max(most, ssc._runner.pending_batches)
+        assert most <= 2 and ssc._flow.queue_full_episodes >= 1
+        go_on.set()
+        wait_until(lambda: len(seen) >= 9, 30, "the delayed batches")
+    finally:
+        go_on.set()
+        ssc.stop(stopSparkContext=False)
+    times = [t for t, _ in seen]
+    assert times[:9] == [1000 * (i + 1) for i in range(9)]
+    assert [r for _, r in seen[:9]] == [[i] for i in range(9)]

@@ -215,7 +215,8 @@ def test_every_record_is_read_by_exactly_one_split(tmp_path, options):
     if not options:
         data = path.read_bytes()
         assert data.count(b"\xff\xff\xff\xff" + parse_header(data, "f").sync) == size // SYNC_INTERVAL
-    for split_size in (1, 97, 20_000, SYNC_INTERVAL, size // 3 + 1, size):
+    # 13 bytes: most splits hold no record start (1 byte took 40 s and proves no more)
+    for split_size in (13, 97, 20_000, SYNC_INTERVAL, size // 3 + 1, size):
         got = []
         for start in range(0, size, split_size):
             got.extend(read_split(path, start, min(split_size, size - start)))

@@ -9,8 +9,8 @@
   the next batches took their place -- and stops them.
 * ``RebalanceJob``: ``sluicegate rebalance JOB --cores N`` (answered with a
   ``CommandResult``).
-* ``SuperviseJob``: the options of a supervised job, sent right after its
-  ``SubmitJob`` by ``submit --supervise`` (answered with a ``CommandResult``).
+
+(``submit --supervise`` is a field of ``SubmitJob``.)
 """
 from __future__ import annotations
 

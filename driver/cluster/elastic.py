@@ -46,30 +46,31 @@ class ElasticJobs:
             cap = min(cap, requested) if cap else requested
         return cap
 
-    def _rebalance_job(self, identity: bytes, message: RebalanceJob, now: float) -> None:
-        job = self.jobs.get(message.job_id)
+    def rebalance_job(self, job_id: str, cores: int) -> tuple[bool, str]:
+        """``rebalance JOB --cores N`` (the CLI and the REST API; on the loop thread):
+        whether it was done, and what to tell the user."""
+        job = self.jobs.get(job_id)
         if job is None:
-            self.send(identity, CommandResult(False, f"no job {message.job_id}"))
-            return
+            return False, f"no job {job_id}"
         if job.state != RUNNING:
-            self.send(identity, CommandResult(False, f"job {job.job_id} already {job.state.lower()}"))
-            return
-        if message.cores < 1:
-            self.send(identity, CommandResult(False, f"--cores must be at least 1, got {message.cores}"))
-            return
+            return False, f"job {job.job_id} already {job.state.lower()}"
+        if cores < 1:
+            return False, f"--cores must be at least 1, got {cores}"
         before = len(job.executors)
-        self._cores_override[job.job_id] = message.cores
+        self._cores_override[job.job_id] = cores
         log.info("job %s rebalanced: %d cores wanted (it has %d executors)", job.job_id,
-                 message.cores, before)
+                 cores, before)
         self._rebalance()
         granted = len(job.executors)
         more = ""
-        if granted < message.cores:
-            more = f"; {message.cores - granted} more once cores are free"
-        elif before > message.cores:
-            more = f"; draining {before - message.cores} (their state moves to the others first)"
-        self.send(identity, CommandResult(
-            True, f"job {job.job_id}: {message.cores} cores wanted, {granted} executors{more}"))
+        if granted < cores:
+            more = f"; {cores - granted} more once cores are free"
+        elif before > cores:
+            more = f"; draining {before - cores} (their state moves to the others first)"
+        return True, f"job {job.job_id}: {cores} cores wanted, {granted} executors{more}"
+
+    def _rebalance_job(self, identity: bytes, message: RebalanceJob, now: float) -> None:
+        self.send(identity, CommandResult(*self.rebalance_job(message.job_id, message.cores)))
 
     def _request_executors(self, identity: bytes, message: RequestExecutors, now: float) -> None:
         job = self.jobs.get(message.job_id)

@@ -110,11 +110,8 @@ class ExecutorScaler:
         if len(candidates) <= 1:
             return  # never the last one
         count = min(count, len(candidates) - 1)
-        held = {e.executor_id: 0 for e in candidates}
-        for holders in list(dag.block_locations._holders.values()):
-            for executor_id in holders:
-                if executor_id in held:
-                    held[executor_id] += 1
+        counts = dag.block_locations.held_by()
+        held = {e.executor_id: counts.get(e.executor_id, 0) for e in candidates}
         order = {e.executor_id: i for i, e in enumerate(candidates)}
         # idle first, then the fewest blocks, then the newest
         chosen = sorted(candidates, key=lambda e: (len(e.running), held[e.executor_id],

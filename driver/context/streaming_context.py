@@ -36,6 +36,7 @@ from ..receivers.socket_text import SocketTextReceiver
 from ..receivers.supervisor import ReceiverTracker
 from ..scheduler.batch_runner import Batch, BatchRunner, now_ms
 from ..scheduler.clock import SystemClock
+from ..cluster.receiver_link import RemoteReceiverSupervisor
 from ..cluster.scaling import ExecutorScaler
 from ..scheduler.allocation_manager import AllocationManager, AllocationSettings
 from ..scheduler.flow_control import FlowControl
@@ -175,7 +176,23 @@ class StreamingContext(Recovery):
         self._bus.post(StreamingListenerStreamingStarted(now_ms()))
         log.info("streaming started: batches every %d ms from %d", self._batch_ms, first)
 
+    def _isolate_receivers(self) -> None:
+        """``spark.sluicegate.receiver.isolation=process``: each receiver runs in a process
+        of its own, so its work never takes the driver's interpreter from the scheduler."""
+        isolation = cfg.get_setting(self._conf, cfg.RECEIVER_ISOLATION)
+        if isolation not in ("thread", "process"):
+            raise ValueError(f"{cfg.RECEIVER_ISOLATION} must be 'thread' or 'process', "
+                             f"got {isolation!r}")
+        if isolation == "thread":
+            return
+        runtime = self._sc._runtime
+        self._receivers.supervisors = [
+            s if isinstance(s, RemoteReceiverSupervisor) else RemoteReceiverSupervisor(
+                s, runtime.transport, runtime.transport.secret, lambda: runtime.total_cores)
+            for s in self._receivers.supervisors]
+
     def _start_flow_control(self) -> None:
+        self._isolate_receivers()
         if cfg.get_setting(self._conf, cfg.DYN_ALLOCATION_ENABLED) and self._allocation is None:
             scaler = ExecutorScaler.of(self._sc._runtime)
             # A drained executor serves its blocks (state) until two batches replaced them.

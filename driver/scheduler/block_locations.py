@@ -29,5 +29,13 @@ class BlockLocations:
             del self._holders[block_id]
         return doomed
 
+    def held_by(self) -> dict[str, int]:
+        """How many blocks each executor holds."""
+        counts: dict[str, int] = {}
+        for holders in self._holders.values():
+            for executor_id in holders:
+                counts[executor_id] = counts.get(executor_id, 0) + 1
+        return counts
+
     def __len__(self) -> int:
         return len(self._holders)

@@ -163,25 +163,33 @@ class FlowControl:
         self._ticker: threading.Thread | None = None
 
     # -- wiring (StreamingContext.start) -------------------------------------------------------
-    def intake_for(self, stream_id: int, generator) -> ReceiverIntake:
-        """The intake of a receiver whose blocks ``generator`` cuts (made once per stream:
-        a restarted receiver keeps its limit and its buffer's account)."""
+    def intake_for(self, supervisor) -> ReceiverIntake:
+        """The intake of a receiver (made once per stream: a restarted receiver keeps its
+        limit and its buffer's account). A receiver in the driver gets it as its block
+        generator's gate, which every store passes first; a receiver in a process of its
+        own (``make_intake``) gets one that also tells the process."""
+        stream_id = supervisor.stream_id
         intake = self.intakes.get(stream_id)
         if intake is None:
-            intake = ReceiverIntake(stream_id, self.max_rate, self.max_buffer_bytes,
-                                    burst_s=min(1.0, self.batch_ms / 1000.0),
-                                    buffered=generator.buffered)
+            burst_s = min(1.0, self.batch_ms / 1000.0)
+            make = getattr(supervisor, "make_intake", None)
+            if make is not None:
+                intake = make(self.max_rate, self.max_buffer_bytes, burst_s)
+            else:
+                intake = ReceiverIntake(stream_id, self.max_rate, self.max_buffer_bytes,
+                                        burst_s=burst_s, buffered=supervisor.generator.buffered)
             if self.backpressure and self.initial_rate:
                 intake.set_rate(self.initial_rate)
             self.intakes[stream_id] = intake
-        generator.limiter = intake  # the block generator's gate: every store passes it first
+        if getattr(supervisor, "make_intake", None) is None:
+            supervisor.generator.limiter = intake
         return intake
 
     def attach(self, supervisors: Iterable, input_ops: Iterable, add_listener: Callable) -> None:
         """Put every receiver behind its intake and, with backpressure, give every input
         stream a rate controller (a listener on the streaming bus)."""
         for supervisor in supervisors:
-            self.intake_for(supervisor.stream_id, supervisor.generator)
+            self.intake_for(supervisor)
         if not self.backpressure:
             return
         for op in input_ops:

@@ -28,7 +28,7 @@ from typing import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from . import pages, spark_api, sql_api
+from . import pages, rebalance_api, spark_api, sql_api
 
 log = logging.getLogger("sluicegate.status")
 
@@ -209,9 +209,14 @@ class StatusServer:
                     return
                 self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
 
-            def do_POST(self):  # noqa: N802 - only live SQL takes a body
+            def do_POST(self):  # noqa: N802 - live SQL, and rebalancing a cluster's job
                 self.server.request_read(self.request)
                 path = self.path.split("?", 1)[0].rstrip("/") or "/"
+                if source.kind == "service" and rebalance_api.PATH.match(path):
+                    status, answer = rebalance_api.answer(source.service, self.path, self.headers,
+                                                          sql_api.read_body(self) or b"")
+                    self._reply(status, "application/json", answer)
+                    return
                 if path != sql_api.PATH or source.kind != "app":
                     self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
                     return

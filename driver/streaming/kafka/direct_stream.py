@@ -110,6 +110,10 @@ class KafkaDirectInput(InputOp):
         return state
 
     def __setstate__(self, state):
+        # Checkpoints written before these settings existed: their defaults.
+        state.setdefault("max_records_per_split", 0)
+        state.setdefault("retry_backoff_s", ck.DEFAULT_RETRY_BACKOFF_S)
+        state.setdefault("retry_backoff_max_s", ck.DEFAULT_RETRY_BACKOFF_MAX_S)
         self.__dict__.update(state)
         self._init_transient()
 
@@ -241,7 +245,7 @@ class KafkaDirectInput(InputOp):
             else:
                 self._behind.discard(tp)
             self.positions[tp] = r.untilOffset
-        return split_ranges(ranges, getattr(self, "max_records_per_split", 0))
+        return split_ranges(ranges, self.max_records_per_split)
 
     def _standing_still(self) -> list[OffsetRange]:
         """Empty ranges where every partition stands (a batch without the brokers)."""
