@@ -316,7 +316,6 @@ def to_rows(table, names: list[str]) -> list:
 
 
 def _py_column(column) -> list:
-    import pyarrow.types as pt
     values = column.to_pylist()
     return _convert(values, column.type) if _needs_convert(column.type) else values
 

@@ -343,37 +343,6 @@ class SortPartition:
         return sorted(iterator, key=lambda kv: keyfunc(kv[0]), reverse=not self.ascending)
 
 
-class Sample:
-    """Bernoulli (without replacement) or Poisson (with) sampling, seeded per partition."""
-
-    def __init__(self, with_replacement: bool, fraction: float, seed: int):
-        self.with_replacement = with_replacement
-        self.fraction = fraction
-        self.seed = seed
-
-    def __call__(self, index: int, iterator: Iterable) -> Iterator:
-        rng = random.Random(self.seed ^ (index * 0x9E3779B1))
-        if self.with_replacement:
-            for x in iterator:
-                for _ in range(_poisson(rng, self.fraction)):
-                    yield x
-        else:
-            fraction = self.fraction
-            for x in iterator:
-                if rng.random() < fraction:
-                    yield x
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    # Knuth's method; fractions in sampling are small.
-    limit, k, p = pow(2.718281828459045, -mean), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
-
-
 class RoundRobinKeys:
     """repartition: key records by position so a shuffle spreads them evenly."""
 

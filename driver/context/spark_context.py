@@ -28,7 +28,6 @@ from sluicegate.common.auth import (
 from sluicegate.common.broadcast import Broadcast, block_id as broadcast_block_id
 from sluicegate.common.protocol import plan as p
 from sluicegate.common.serializer import SerializationError, dump_records, load_records
-from sluicegate.common.taskfuncs import WriteCheckpointPartition
 
 from ..cluster.runtime import DriverRuntime, MasterSpec
 from ..rdd import lineage as lin
