@@ -3,7 +3,7 @@
 Nothing outside this package builds or parses raw frames.
 """
 from .records import MAGIC, PROTOCOL_VERSION, ProtocolError, WireRecord, decode, encode, wire_record
-from . import blocks, executor, plan
+from . import block_service, executor, plan
 
 __all__ = ["MAGIC", "PROTOCOL_VERSION", "ProtocolError", "WireRecord", "decode", "encode",
            "wire_record", "blocks", "executor", "plan"]

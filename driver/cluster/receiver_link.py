@@ -38,7 +38,7 @@ from sluicegate.common.protocol.receivers import (
     StartReceiver, StopReceiverProcess, StoreBlock)
 from sluicegate.common.transport import endpoint, recv, send
 
-from ..receivers.blocks import ReceivedBlock
+from ..receivers.received_blocks import ReceivedBlock
 from ..scheduler.receiver_intake import ReceiverIntake
 from ..scheduler.streaming_listener import (
     ReceiverInfo, StreamingListenerReceiverError, StreamingListenerReceiverStarted,

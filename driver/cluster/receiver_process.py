@@ -40,7 +40,7 @@ from sluicegate.common.protocol.receivers import (
     StartReceiver, StopReceiverProcess, StoreBlock)
 from sluicegate.common.transport import Transport, recv, send
 
-from ..receivers.blocks import ReceivedBlock
+from ..receivers.received_blocks import ReceivedBlock
 from ..receivers.supervisor import ReceiverSupervisor
 from ..scheduler.receiver_intake import ReceiverIntake
 from ..scheduler.streaming_listener import (

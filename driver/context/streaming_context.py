@@ -30,7 +30,7 @@ from ..dstream.graph import DStreamGraph
 from ..dstream.inputs import CheckpointUnsupported, FileInput, QueueInput, ReceiverInput
 from ..dstream.ops import Transformed, duration_ms
 from ..rdd.base import RDD
-from ..receivers.blocks import ReceivedBlock
+from ..receivers.received_blocks import ReceivedBlock
 from ..receivers.receiver import Receiver
 from ..receivers.socket_text import SocketTextReceiver
 from ..receivers.supervisor import ReceiverTracker

@@ -20,7 +20,7 @@ import threading
 from sluicegate.common.input_text import invalid_utf8_lines
 from sluicegate.common.storagelevel import StorageLevel
 
-from .blocks import BlockGeneratorStopped
+from .received_blocks import BlockGeneratorStopped
 from .receiver import Receiver
 
 CHUNK_BYTES = 1 << 16

@@ -23,7 +23,7 @@ from ..scheduler.streaming_listener import (
 from ..checkpoint.wal import ReceivedBlockLog
 from sluicegate.common import config as cfg
 
-from .blocks import (
+from .received_blocks import (
     DROPPED_LINES_KEY, INVALID_UTF8_KEY, BlockGenerator, BlockInfo, ReceivedBlock,
     ReceivedBlockTracker)
 from .receiver import Receiver

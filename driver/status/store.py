@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from sluicegate.common.input_text import invalid_utf8_of
 from sluicegate.common.kafka import PARTITIONS_KEY as KAFKA_PARTITIONS
 
-from ..receivers.blocks import DROPPED_LINES_KEY, INVALID_UTF8_KEY
+from ..receivers.received_blocks import DROPPED_LINES_KEY, INVALID_UTF8_KEY
 
 log = logging.getLogger("sluicegate.status")
 

@@ -30,8 +30,8 @@ from sluicegate.common.stopiteration import (
 from sluicegate.common.serializer import load_records
 from sluicegate.common.storagelevel import StorageLevel
 
-from ..blocks import BlockMissing
-from ..shuffle.blocks import FetchFailed
+from ..block_store import BlockMissing
+from ..shuffle.block_ids import FetchFailed
 from ..shuffle.reader import ShuffleReadResult, read_reduce_partition
 from ..shuffle.writer import combine_by_key
 from . import file_sources, kafka_fetch

@@ -33,15 +33,15 @@ import zmq
 
 from sluicegate.common import broadcast, storage
 from sluicegate.common.protocol import ProtocolError
-from sluicegate.common.protocol.blocks import FetchBlocks, FetchShuffleSegments
+from sluicegate.common.protocol.block_service import FetchBlocks, FetchShuffleSegments
 from sluicegate.common.protocol.executor import (
     FAIL_ERROR, FAIL_KILLED, DriverBlock, DriverHeartbeat, DropBlocks, ExecutorHeartbeat,
     ExecutorLost, ExecutorRegistered, FetchDriverBlock, KillTask,
     LaunchTask, PushBlock, RegisterExecutor, RegistrationRefused, StopExecutor, TaskFailed)
 from sluicegate.common.transport import Transport, advertised_host, endpoint, recv, send
 
-from ..blocks import BlockMissing, BlockStore
-from ..shuffle.blocks import is_rdd_block_of, is_shuffle_block_of
+from ..block_store import BlockMissing, BlockStore
+from ..shuffle.block_ids import is_rdd_block_of, is_shuffle_block_of
 from ..shuffle.fetcher import PeerFetcher
 from ..shuffle import limits as shuffle_limits
 from ..shuffle.service import answer_fetch, answer_segments

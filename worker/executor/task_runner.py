@@ -22,8 +22,8 @@ from sluicegate.common.serializer import dump_records
 from sluicegate.common.stopiteration import as_task_error
 from sluicegate.common.taskcontext import TaskContext, set_current
 
-from ..blocks import BlockMissing, BlockStore
-from ..shuffle.blocks import FetchFailed
+from ..block_store import BlockMissing, BlockStore
+from ..shuffle.block_ids import FetchFailed
 from ..shuffle.fetcher import PeerFetcher
 from ..shuffle.writer import partitioner_function, write_map_output
 from .functions import FunctionCache, MissingFunction

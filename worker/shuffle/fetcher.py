@@ -21,11 +21,11 @@ from typing import Callable, Iterator
 import zmq
 
 from sluicegate.common.protocol import ProtocolError
-from sluicegate.common.protocol.blocks import (
+from sluicegate.common.protocol.block_service import (
     BlocksReply, FetchBlocks, FetchShuffleSegments, ShuffleSegments)
 from sluicegate.common.transport import Transport, recv, send
 
-from .blocks import FetchFailed
+from .block_ids import FetchFailed
 
 log = logging.getLogger("sluicegate.worker.fetch")
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 
 from sluicegate.common.serializer import dump_records
 
-from .blocks import map_output_id
+from .block_ids import map_output_id
 from .format import FRAME_RECORDS, encode_index, encode_output, frame
 from .merge import deep_size, fold_within, frames_of_pairs
 

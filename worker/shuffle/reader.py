@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from sluicegate.common.serializer import load_records
 from sluicegate.common.taskfuncs import identity
 
-from .blocks import FetchFailed, map_output_id
+from .block_ids import FetchFailed, map_output_id
 from .fetcher import PeerFetcher
 from .format import FRAME_HEAD, CorruptOutput, FrameAssembler, iter_frames, locate
 from .limits import ShuffleLimits, limits as executor_limits

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from sluicegate.common.protocol.blocks import (
+from sluicegate.common.protocol.block_service import (
     BlocksReply, FetchBlocks, FetchShuffleSegments, ShuffleSegments)
 
-from ..blocks import BlockStore
-from .blocks import map_output_id
+from ..block_store import BlockStore
+from .block_ids import map_output_id
 from .format import CorruptOutput, locate
 
 log = logging.getLogger("sluicegate.worker.shuffle")

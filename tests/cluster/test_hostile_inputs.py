@@ -42,7 +42,7 @@ from cluster_harness import LocalCluster, descendants, kill_tree, listening_port
 from conftest import executor_processes
 from sluicegate.common.auth import new_secret
 from sluicegate.common.protocol import ProtocolError
-from sluicegate.common.protocol.blocks import BlocksReply
+from sluicegate.common.protocol.block_service import BlocksReply
 from sluicegate.common.transport import MAX_FRAME_BYTES, Transport, recv_within, send
 from sluicegate.driver import StreamingContext, StreamingListener
 from streaming_harness import Collector, ManualBatches

@@ -30,7 +30,7 @@ from typing import Callable
 
 from sluicegate.common.serializer import dump_records, load_records
 
-log = logging.getLogger("sluicegate.worker.blocks")
+log = logging.getLogger("sluicegate.worker.block_store")
 
 # What one in-memory entry costs beyond its data: the entry, its id, the
 # bytes object's header and the LRU order's node, measured with tracemalloc.

@@ -17,7 +17,7 @@ import psutil
 
 from conftest import executor_processes
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TUPLE_LINE = re.compile(r"^\('[^']*', \d+\)$")
 
 

@@ -649,7 +649,7 @@ def test_pyspark_and_sluicegate_read_each_others_files(sc, tmp_path):
 
 # -- the driver killed in the middle of a save (real processes) ------------------------------
 
-RECOVERY_JOB = Path(__file__).parent / "jobs" / "hadoop_outputs_recovery_job.py"
+RECOVERY_JOB = Path(__file__).resolve().parents[1] / "jobs" / "hadoop_outputs_recovery_job.py"
 
 
 class OutputsJob:

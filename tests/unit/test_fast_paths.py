@@ -16,7 +16,7 @@ import pytest
 
 from sluicegate.common.serializer import load_records
 from sluicegate.common.taskfuncs import identity
-from sluicegate.driver.receivers.blocks import (SPREAD_MIN_BYTES, SPREAD_MIN_RECORDS,
+from sluicegate.driver.receivers.received_blocks import (SPREAD_MIN_BYTES, SPREAD_MIN_RECORDS,
                                                 BlockGenerator, split_text)
 from sluicegate.worker.shuffle.writer import adds, combine_by_key
 

@@ -51,7 +51,7 @@ def next_rdd_id(sc) -> int:
 
 def _executor_cached_blocks(_index, _records):
     """Runs on an executor: the cached RDD partitions in its block store."""
-    from sluicegate.worker.blocks.store import BlockStore
+    from sluicegate.worker.block_store.store import BlockStore
 
     stores = [o for o in gc.get_objects() if isinstance(o, BlockStore)]
     yield os.getpid(), sorted(b for s in stores for b in s.block_ids() if b.startswith("rdd_"))

@@ -39,7 +39,7 @@ from sluicegate.driver import Receiver, StreamingContext
 from sluicegate.driver.checkpoint import metadata
 from streaming_harness import ManualBatches, batch_ms_of
 
-JOBS = Path(__file__).parent / "jobs"
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
 RECOVERY_JOB = JOBS / "stateful_recovery_job.py"
 CHANGED_JOB = JOBS / "changed_setup_job.py"
 

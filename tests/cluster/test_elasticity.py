@@ -27,7 +27,7 @@ from sluicegate.driver.scheduler.allocation_manager import AllocationSettings, d
 
 from cluster_harness import LocalCluster, kill_tree, wait_until
 
-JOBS = Path(__file__).resolve().parent / "jobs"
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
 ELASTIC_JOB = JOBS / "elastic_job.py"
 RECOVERY_JOB = JOBS / "stateful_recovery_job.py"
 

@@ -36,7 +36,7 @@ from sluicegate.driver.checkpoint import metadata
 from sluicegate.driver.checkpoint.wal import ReceivedBlockLog, RemoteBlockLog
 from streaming_harness import Collector, ManualBatches
 
-JOBS = Path(__file__).parent / "jobs"
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
 RECOVERY_JOB = JOBS / "stateful_recovery_job.py"
 
 

