@@ -1,10 +1,10 @@
-# Quick start: `make demo` runs the streaming word count, `make test` runs the tests.
-# Both create .venv on first use.
+# Quick start: `make demo` runs the streaming word count, `make test` runs the tests,
+# `make unit` only the fast tier (tests/unit, seconds). All create .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench bench-quick clean
+.PHONY: demo test unit bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -q tests/unit
 
 bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[bench]'

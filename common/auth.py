@@ -23,6 +23,8 @@ from pathlib import Path
 import zmq
 from zmq.utils import z85
 
+from . import constants
+
 log = logging.getLogger("sluicegate.auth")
 
 
@@ -122,7 +124,7 @@ def check_bind_allowed(host: str, secret: bytes | None) -> None:
 
 def default_secret_path() -> Path:
     """Where a single-host cluster keeps its secret when none is given."""
-    return Path(os.environ.get("SLUICEGATE_HOME", Path.home() / ".sluicegate")) / "secret"
+    return Path(os.environ.get(constants.ENV_HOME, Path.home() / ".sluicegate")) / "secret"
 
 
 def load_or_create_default_secret() -> bytes:

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from . import constants
+
 # -- keys -------------------------------------------------------------------
 
 MASTER = "spark.master"
@@ -130,9 +132,9 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     Setting(STAGE_MAX_ATTEMPTS, 4, int, "consecutive attempts of a stage after lost shuffle output"),
     Setting(LOCALITY_WAIT, "3s", _duration("ms"),
             "how long a task waits for a slot on the executor holding its data"),
-    Setting(HEARTBEAT_INTERVAL, "500ms", _duration("ms"), "executor <-> driver heartbeat period"),
-    Setting(HEARTBEAT_TIMEOUT, "10s", _duration("s"), "silence after which a peer is dead"),
-    Setting(EXECUTOR_REGISTRATION_TIMEOUT, "60s", _duration("s"),
+    Setting(HEARTBEAT_INTERVAL, f"{int(constants.HEARTBEAT_INTERVAL_S * 1000)}ms", _duration("ms"), "executor <-> driver heartbeat period"),
+    Setting(HEARTBEAT_TIMEOUT, f"{constants.HEARTBEAT_TIMEOUT_S:g}s", _duration("s"), "silence after which a peer is dead"),
+    Setting(EXECUTOR_REGISTRATION_TIMEOUT, f"{constants.EXECUTOR_REGISTRATION_TIMEOUT_S:g}s", _duration("s"),
             "how long SparkContext waits for its local executors to register"),
     Setting(NO_EXECUTOR_TIMEOUT, "30s", _duration("s"),
             "how long tasks wait when no executor is alive before their job fails"),
@@ -140,7 +142,7 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     Setting(LOCAL_MAX_RESPAWNS, 16, int, "local mode: replacements before giving up"),
     Setting(BLOCK_MEMORY_LIMIT, "512m", parse_size_bytes,
             "bytes of blocks an executor keeps in memory before spilling to disk"),
-    Setting(FETCH_TIMEOUT, "30s", _duration("s"), "a shuffle fetch without reply fails after this"),
+    Setting(FETCH_TIMEOUT, f"{constants.FETCH_TIMEOUT_S:g}s", _duration("s"), "a shuffle fetch without reply fails after this"),
     Setting(REDUCER_MAX_SIZE_IN_FLIGHT, "48m", parse_size_bytes,
             "shuffle bytes a reduce task has requested from peers and not yet merged"),
     Setting(PYTHON_WORKER_MEMORY, "512m", parse_size_bytes,
@@ -178,8 +180,8 @@ def get_setting(conf: Mapping[str, Any], key: str) -> Any:
         raise ValueError(f"bad value for {key}: {raw!r} ({exc})") from None
 
 
-# -- flow control and elasticity (keys read by driver/scheduler/flow_control.py and
-# driver/scheduler/allocation_manager.py) ----------------------------------------------
+# -- flow control and elasticity (keys read by driver/streaming_scheduler/flow_control.py
+# and driver/streaming_scheduler/allocation_manager.py) -----------------------------------
 BACKPRESSURE_ENABLED = "spark.streaming.backpressure.enabled"
 BACKPRESSURE_INITIAL_RATE = "spark.streaming.backpressure.initialRate"
 BACKPRESSURE_ESTIMATOR = "spark.streaming.backpressure.rateEstimator"

@@ -283,6 +283,27 @@ class KafkaDeliveryError(RuntimeError):
     """Records a Kafka producer could not deliver (the task fails and is retried)."""
 
 
+def _produce_all(producer, topic: str, records: Iterable, key_func: Callable | None,
+                 value_func: Callable | None, delivered: Callable) -> int:
+    """Queue every record on ``producer`` (``delivered`` hears of each delivery); how
+    many were queued."""
+    produce, poll = producer.produce, producer.poll
+    sent = 0
+    for record in records:
+        value = _to_bytes(value_func(record) if value_func else record, "value")
+        key = _to_bytes(key_func(record), "key") if key_func else None
+        while True:
+            try:
+                produce(topic, value, key, on_delivery=delivered)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                poll(0.05)
+        sent += 1
+        if sent % 1000 == 0:
+            poll(0)
+    return sent
+
+
 class WriteToKafka:
     """A partition's records to ``topic``: each record's value is ``valueFunc(record)``
     (default: the record itself), its key ``keyFunc(record)`` (default: none); str
@@ -306,22 +327,11 @@ class WriteToKafka:
             if err is not None:
                 failures.append(f"{err}")
 
-        key_func, value_func, topic = self.key_func, self.value_func, self.topic
-        produce, poll = producer.produce, producer.poll
+        topic = self.topic
         sent = 0
         try:
-            for record in records:
-                value = _to_bytes(value_func(record) if value_func else record, "value")
-                key = _to_bytes(key_func(record), "key") if key_func else None
-                while True:
-                    try:
-                        produce(topic, value, key, on_delivery=delivered)
-                        break
-                    except BufferError:  # the local queue is full: let deliveries drain it
-                        poll(0.05)
-                sent += 1
-                if sent % 1000 == 0:
-                    poll(0)
+            sent = _produce_all(producer, topic, records, self.key_func, self.value_func,
+                                delivered)
             deadline = time.monotonic() + self.timeout_s
             left = producer.flush(self.timeout_s)
             while left and time.monotonic() < deadline:
@@ -418,21 +428,8 @@ class WriteToKafkaInTransactions:
                 return
             producer.begin_transaction()
             began = True
-            key_func, value_func, topic = self.key_func, self.value_func, self.topic
-            produce, poll = producer.produce, producer.poll
-            sent = 0
-            for record in _chain_first(first, iterator):
-                value = _to_bytes(value_func(record) if value_func else record, "value")
-                key = _to_bytes(key_func(record), "key") if key_func else None
-                while True:
-                    try:
-                        produce(topic, value, key, on_delivery=delivered)
-                        break
-                    except BufferError:
-                        poll(0.05)
-                sent += 1
-                if sent % 1000 == 0:
-                    poll(0)
+            sent = _produce_all(producer, self.topic, _chain_first(first, iterator),
+                                self.key_func, self.value_func, delivered)
             left = producer.flush(self.timeout_s)
             if left or failures:
                 raise KafkaDeliveryError(

@@ -21,11 +21,13 @@ import os
 import threading
 from typing import Iterable, Iterator
 
+from . import constants
+
 _engine = None
 _engine_lock = threading.Lock()
 # One connection serves one query at a time (the driver's threads share it).
 _query_lock = threading.RLock()
-ENGINE_THREADS_ENV = "SLUICEGATE_SQL_THREADS"
+ENGINE_THREADS_ENV = constants.ENV_SQL_THREADS
 
 
 def engine():
@@ -171,7 +173,7 @@ def _run_locked(sql: str, inputs: dict, broadcasts: list, output: tuple):
             keys = ", ".join(output[1])  # SQL expressions over the query's columns
             sql = f"SELECT *, (hash({keys}) % {int(output[2])}) AS __rid FROM ({sql})"
         elif output[0] == "range":
-            sort_sql, bounds, n = output[1], output[2], output[3]
+            sort_sql, bounds = output[1], output[2]
             con.register("__bounds", load(bounds))
             registered.append("__bounds")
             keys = [f"__k{i}" for i in range(len(sort_sql))]

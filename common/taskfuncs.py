@@ -92,32 +92,6 @@ class InverseOrKeep:
         return self.inverse(current, old) if old is not None else current
 
 
-class UpdateFromValues:
-    """updateStateByKey on a key with no previous state: ``f(new_values, None)``."""
-
-    def __init__(self, update: Callable):
-        self.update = update
-
-    def __call__(self, values):
-        return self.update(list(values), None)
-
-
-class UpdateFromCogroup:
-    """updateStateByKey over ``cogroup(state, new)``: ``f(new_values, last_state)``."""
-
-    def __init__(self, update: Callable):
-        self.update = update
-
-    def __call__(self, groups):
-        states, values = groups
-        last = states.data[0] if len(states) else None
-        return self.update(list(values), last)
-
-
-def value_not_none(kv) -> bool:
-    return kv[1] is not None
-
-
 def mapped_records(record) -> list:
     return record.mapped
 
@@ -331,16 +305,6 @@ class RangePartition:
 
     def __hash__(self) -> int:
         return hash((len(self.bounds), self.ascending))
-
-
-class SortPartition:
-    def __init__(self, ascending: bool, keyfunc: Callable):
-        self.ascending = ascending
-        self.keyfunc = keyfunc
-
-    def __call__(self, iterator: Iterable) -> list:
-        keyfunc = self.keyfunc
-        return sorted(iterator, key=lambda kv: keyfunc(kv[0]), reverse=not self.ascending)
 
 
 class RoundRobinKeys:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import msgpack
 import zmq
@@ -33,6 +33,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import config as cfg
 from .auth import ClusterKeys, check_bind_allowed, start_authenticator
+from .constants import SOCKET_RECONNECT_MAX_MS, SOCKET_RECONNECT_MIN_MS
 from .handshake_guard import HandshakeGuard
 from .protocol import ProtocolError, WireRecord, decode, encode
 
@@ -119,8 +120,8 @@ class Transport:
         self._configure(sock, server=False)
         if identity is not None:
             sock.setsockopt(zmq.IDENTITY, identity)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        sock.setsockopt(zmq.RECONNECT_IVL, SOCKET_RECONNECT_MIN_MS)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, SOCKET_RECONNECT_MAX_MS)
         sock.connect(endpoint)
         return sock
 
@@ -266,11 +267,3 @@ def advertised_host(bind_host: str) -> str:
 
 def endpoint(host: str, port: int) -> str:
     return f"tcp://{host}:{port}"
-
-
-def close_all(sockets: Iterable[zmq.Socket]) -> None:
-    for sock in sockets:
-        try:
-            sock.close(0)
-        except zmq.ZMQError:
-            pass

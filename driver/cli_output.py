@@ -8,12 +8,14 @@ offsets is output the service no longer kept, and is said so.
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 
 from sluicegate.common.protocol.cluster import (
-    CommandResult, ExecutorLogChunk, ExecutorLogsEnd, ExecutorLogsRequest, JobEnded, JobLogs,
-    JobLogsEnd, JobOutput, JobUnknown)
+    AttachJob, CommandResult, ExecutorLogChunk, ExecutorLogsEnd, ExecutorLogsRequest, JobEnded,
+    JobLogs, JobLogsEnd, JobOutput, JobStatusPages, JobUnknown, KillJob)
 
 ATTACH_EVERY_S = 2.0     # a quiet stream re-attaches this often (and so finds a restarted service)
 SERVICE_SILENCE_S = 30.0  # a following stream gives up after this long without a word
@@ -51,6 +53,97 @@ class JobOutputWriter:
             out.write(data)
             out.flush()
         self.offsets[message.stream] = max(have, message.offset + len(data))
+
+
+class SubmittedJobStream:
+    """``sluicegate submit``: print a submitted job's output as it comes, end with its
+    status. Ctrl-C kills the job.
+
+    Whenever the service has been quiet for ``ATTACH_EVERY_S`` the stream attaches again
+    with the offsets it has: a service restarted meanwhile then sends the rest of the output
+    (each byte once) and the job's end, or says that it does not know the job.
+    ``announce_pages``: print where the job's status pages are, once its driver said so
+    (the port moves on when 4040 is taken, so this line is how a user finds them)."""
+
+    KILL_WAIT_S = 30.0  # after Ctrl-C, how long the job's end is awaited
+
+    def __init__(self, client, job_id: str, announce_pages: bool = True):
+        self.client = client
+        self.job_id = job_id
+        self.announce_pages = announce_pages
+        self.writer = JobOutputWriter("sluicegate submit", {"stdout": 0, "stderr": 0},
+                                      "were dropped before they could be sent")
+        self.announced: set[str] = set()
+        self.interrupted = threading.Event()
+        self.kill_sent_at: float | None = None
+
+    def run(self) -> int:
+        """Follow the job until it ends; the exit status ``submit`` returns."""
+        previous = signal.signal(signal.SIGINT, lambda *_: self.interrupted.set())
+        try:
+            return self._follow()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _follow(self) -> int:
+        offsets = self.writer.offsets
+        last_heard = time.monotonic()
+        next_attach = last_heard + ATTACH_EVERY_S
+        while True:
+            if self.interrupted.is_set() and self.kill_sent_at is None:
+                print(f"\nstopping {self.job_id}...", file=sys.stderr, flush=True)
+                self.client.send(KillJob(self.job_id))
+                self.kill_sent_at = time.monotonic()
+            if self.kill_sent_at is not None \
+                    and time.monotonic() - self.kill_sent_at > self.KILL_WAIT_S:
+                return 130
+            message = self.client.receive(0.5)
+            now = time.monotonic()
+            if message is None:
+                if now - last_heard > SERVICE_SILENCE_S:
+                    print(f"sluicegate submit: lost the driver service; {self.job_id} may still "
+                          "run (`sluicegate jobs` shows it once the service is back)",
+                          file=sys.stderr)
+                    return 1
+                if now >= next_attach:
+                    self.client.send(AttachJob(self.job_id, offsets["stdout"], offsets["stderr"]))
+                    next_attach = now + ATTACH_EVERY_S
+                continue
+            last_heard = now
+            next_attach = now + ATTACH_EVERY_S
+            status = self._handle(message)
+            if status is not None:
+                return status
+
+    def _handle(self, message) -> int | None:
+        """Act on one message from the service; the exit status once the job is over."""
+        job_id = self.job_id
+        if isinstance(message, JobOutput) and message.job_id == job_id:
+            self.writer.write(message)
+        elif isinstance(message, JobStatusPages) and message.job_id == job_id:
+            if self.announce_pages and message.ui_url not in self.announced:
+                self.announced.add(message.ui_url)
+                print(f"sluicegate: {message.app_name} ({job_id}): status pages at "
+                      f"{message.ui_url}", file=sys.stderr, flush=True)
+        elif isinstance(message, JobEnded) and message.job_id == job_id:
+            if message.state != "FINISHED":
+                print(f"{job_id} {message.state.lower()}"
+                      f"{': ' + message.message if message.message else ''}",
+                      file=sys.stderr, flush=True)
+            if self.interrupted.is_set():
+                return 130
+            if message.exit_code > 0:
+                return message.exit_code
+            return 0 if message.state == "FINISHED" else 1
+        elif isinstance(message, JobUnknown) and message.job_id == job_id:
+            print(f"sluicegate submit: the driver service at {self.client.address} does not know "
+                  f"{job_id} ({message.message}; was it restarted with another --work-dir?): "
+                  "the job's exit status is unknown", file=sys.stderr)
+            return 1
+        elif isinstance(message, CommandResult) and not message.ok \
+                and self.kill_sent_at is not None:
+            print(f"sluicegate submit: {message.message}", file=sys.stderr, flush=True)
+        return None
 
 
 def job_logs(client, job_id: str, tail_lines: int, follow: bool) -> int:

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from sluicegate.common.protocol.cluster import SqlQuery, SqlResult
+from .cli_client import UsageError, connect
 
 ANSWER_MARGIN_S = 10.0  # past the query's timeout: the service answers TIMEOUT before this
 
@@ -38,7 +38,8 @@ def add_sql_command(command, driver_option, secret_option) -> None:
 
 
 def cmd_sql(args) -> int:
-    from .cli import UsageError, _client
+    from sluicegate.common.protocol.cluster import SqlQuery, SqlResult
+
     from .cluster.client import ServiceUnavailable
 
     if args.num_rows < 1:
@@ -48,10 +49,11 @@ def cmd_sql(args) -> int:
     if not 0 < args.timeout <= 600:
         raise UsageError(f"--timeout must be from 0 to 600 seconds, got {args.timeout:g}")
     rows, shown = (args.max_rows, 0) if args.json else (args.num_rows, args.num_rows)
-    client = _client(args)
+    client = connect(args)
     try:
         request_id = client.next_nonce()
-        client.send(SqlQuery(request_id, args.job, args.query, rows, shown, float(args.timeout)))
+        client.send(SqlQuery(request_id=request_id, job_id=args.job, query=args.query,
+                             max_rows=rows, show_rows=shown, timeout_s=float(args.timeout)))
         deadline = time.monotonic() + args.timeout + ANSWER_MARGIN_S
         while True:
             left = deadline - time.monotonic()

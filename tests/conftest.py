@@ -1,13 +1,19 @@
 """Shared fixtures: one local[3] SparkContext for the suite, and a check that
-no executor process outlives the tests."""
+no executor process outlives the tests; for the streaming tier, a check that a
+test leaves no streaming context or thread running, checkpoint directories,
+and the recovery scenarios (``recovery_scenarios``)."""
 from __future__ import annotations
 
+import threading
 import time
 
 import psutil
 import pytest
 
-from sluicegate.driver import SparkConf, SparkContext
+from recovery_scenarios import ClockedScenario, Scenario, run_baseline
+from sluicegate.driver import SparkConf, SparkContext, StreamingContext
+from streaming_sources import streaming_threads
+from waiting import wait_until
 
 
 def executor_processes(pid: int | None = None) -> list[psutil.Process]:
@@ -76,6 +82,62 @@ def own_context():
     yield start
     for ctx in contexts:
         ctx.stop()
+
+
+@pytest.fixture
+def earlier_threads() -> frozenset:
+    """Threads already running before the test (another file's leftovers are not ours)."""
+    return frozenset(threading.enumerate())
+
+
+@pytest.fixture
+def no_streaming_leftovers(earlier_threads):
+    """Every test stops what it started: no active context, no streaming threads."""
+    yield
+    active = StreamingContext.getActive()
+    if active is not None:
+        active.stop(stopSparkContext=False)
+        pytest.fail("a test left a StreamingContext running")
+    assert wait_until(lambda: not streaming_threads(earlier_threads), 10.0), \
+        f"streaming threads left running: {streaming_threads(earlier_threads)}"
+
+
+@pytest.fixture
+def shared_context(sc):
+    """The suite's local[3] context for tests whose expectations assume its three
+    partitions; a checkpoint directory a test sets on it is that test's only."""
+    assert sc.defaultParallelism == 3
+    before = sc.getCheckpointDir()
+    yield
+    sc._checkpoint_dir = before
+
+
+@pytest.fixture
+def checkpointed(tmp_path):
+    """``configure=`` for run_batches: a checkpoint directory under tmp_path."""
+    return lambda ssc: ssc.checkpoint(str(tmp_path / "checkpoint"))
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    """A recovery scenario's directories; its job runs are ended afterwards."""
+    found = Scenario(tmp_path)
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def clocked(tmp_path):
+    """A recovery scenario whose job's batch clock the test sets."""
+    found = ClockedScenario(tmp_path)
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """What a clocked run never killed saves: batch directory -> file -> lines."""
+    return run_baseline(tmp_path_factory.mktemp("baseline"))
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -5,7 +5,8 @@ and starts an executor process (one core each) whenever the service gives a
 job one of its cores; the executor connects to that job's driver directly.
 When an executor exits the worker says so; when the service goes quiet the
 worker reconnects on a fresh socket with a doubling, capped, jittered wait,
-and registers again with the executors it still runs. Executors watch this
+and registers again with the executors it still runs (each connection is a
+``_ServiceSession`` on a ``common.dealer_link.DealerLink``). Executors watch this
 process, so they never outlive their worker. Told to stop (SIGTERM), the worker
 says goodbye to the service (``WorkerLeaving``), which then lists it as stopped
 rather than lost.
@@ -21,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import random
 import re
 import selectors
 import shutil
@@ -35,19 +35,19 @@ from pathlib import Path
 
 import zmq
 
-from sluicegate.common.protocol import ProtocolError
+from sluicegate.common.constants import (
+    WORKER_EXECUTOR_STOP_GRACE_S, WORKER_HEARTBEAT_INTERVAL_S, WORKER_HEARTBEAT_TIMEOUT_S,
+    WORKER_RECONNECT_MAX_S, WORKER_RECONNECT_MIN_S, WORKER_REGISTER_RETRY_S)
+from sluicegate.common.dealer_link import Backoff, DealerLink, Every
 from sluicegate.common.protocol.cluster import (
     ExecutorExited, ExecutorLogChunk, ExecutorLogsDone, FetchExecutorLogs, KillExecutor,
     LaunchExecutor, RegisterWorker, ServiceHeartbeat, WorkerHeartbeat, WorkerLeaving,
     WorkerRefused, WorkerRegistered)
 from sluicegate.common.segment_files import OutputTail, SegmentWriter, start_of_last_lines
-from sluicegate.common.transport import HandshakeWatch, Transport, recv, send
+from sluicegate.common.transport import HandshakeWatch, Transport, send
 
 log = logging.getLogger("sluicegate.worker.daemon")
 
-RECONNECT_MIN_S = 0.25
-RECONNECT_MAX_S = 8.0
-EXECUTOR_STOP_GRACE_S = 5.0
 WAITING_AFTER_S = 1.0        # unregistered this long: say that the worker waits, and for what
 LEAVING_LINGER_MS = 1000     # time for the goodbye to reach the service
 DEFAULT_EXECUTOR_LOG_BYTES = 16 << 20   # per executor and stream
@@ -60,6 +60,8 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
 class WorkerDaemon:
+    """The worker: its executors, their logs, and its sessions with the service."""
+
     def __init__(self, service_endpoint: str, secret: bytes | None, cores: int, memory_bytes: int,
                  work_dir: Path, host: str, advertise_host: str, worker_id: str | None = None,
                  log_file: str | None = None, executor_log_bytes: int = DEFAULT_EXECUTOR_LOG_BYTES):
@@ -86,20 +88,20 @@ class WorkerDaemon:
         self.executors: dict[str, tuple[str, subprocess.Popen]] = {}  # id -> (job id, process)
         self.exits: queue.SimpleQueue = queue.SimpleQueue()
         self.stopping = threading.Event()
-        self.heartbeat_interval_s = 1.0
-        self.heartbeat_timeout_s = 10.0
+        # The service's, once registered (kept for the next session's silence).
+        self.heartbeat_interval_s = WORKER_HEARTBEAT_INTERVAL_S
+        self.heartbeat_timeout_s = WORKER_HEARTBEAT_TIMEOUT_S
         self.stop_reason = "told to stop"
 
     # -- main loop ---------------------------------------------------------------------
     def run(self) -> int:
-        backoff = RECONNECT_MIN_S
+        backoff = Backoff(WORKER_RECONNECT_MIN_S, WORKER_RECONNECT_MAX_S)
         try:
             while not self.stopping.is_set():
-                registered = self._session()
+                registered = _ServiceSession(self).run()
                 if self.stopping.is_set():
                     break
-                backoff = RECONNECT_MIN_S if registered else min(backoff * 2, RECONNECT_MAX_S)
-                wait = backoff * random.uniform(0.5, 1.5)
+                wait = backoff.next_wait(connected=registered)
                 if registered:
                     log.warning("lost the driver service at %s; reconnecting in %.1fs",
                                 self.service_endpoint, wait)
@@ -119,61 +121,6 @@ class WorkerDaemon:
         if reason:
             self.stop_reason = reason
         self.stopping.set()
-
-    def _session(self) -> bool:
-        """One connection to the service; returns whether it ever registered."""
-        sock = self.transport.connect(zmq.DEALER, self.service_endpoint, self.worker_id.encode())
-        handshakes = HandshakeWatch(sock)
-        refusal_logged = False
-        registered = False
-        started = last_heard = time.monotonic()
-        waiting_said = False
-        next_register = 0.0
-        next_heartbeat = 0.0
-        try:
-            while not self.stopping.is_set():
-                now = time.monotonic()
-                if not registered and not waiting_said and now - started >= WAITING_AFTER_S:
-                    waiting_said = True
-                    self._say_waiting()
-                if not registered and now >= next_register:
-                    send(sock, RegisterWorker(self.worker_id, self.advertise_host, self.cores,
-                                              self.memory_bytes, os.getpid(),
-                                              [[j, e] for e, (j, _) in self.executors.items()]))
-                    next_register = now + 1.0
-                if registered and now >= next_heartbeat:
-                    send(sock, WorkerHeartbeat(self.worker_id, self._executor_report()))
-                    next_heartbeat = now + self.heartbeat_interval_s
-                self._report_exits(sock)
-                if not refusal_logged and handshakes.refused:
-                    log.error("the driver service at %s refused the connection: it does not use "
-                              "this worker's secret (check --secret-file)", self.service_endpoint)
-                    refusal_logged = True
-                if now - last_heard > self.heartbeat_timeout_s:
-                    return registered
-                if not sock.poll(100, zmq.POLLIN):
-                    continue
-                try:
-                    _, message = recv(sock)
-                except ProtocolError as exc:
-                    log.warning("dropped a malformed message from the service: %s", exc)
-                    continue
-                last_heard = time.monotonic()
-                self._handle(message, sock)
-                if isinstance(message, WorkerRegistered):
-                    registered = True
-                elif isinstance(message, WorkerRefused):
-                    registered = False
-                    next_register = 0.0
-            if registered:
-                log.info("%s: leaving the driver service at %s", self.stop_reason,
-                         self.driver_address)
-                send(sock, WorkerLeaving(self.worker_id, f"{self.stop_reason}: the worker is leaving"))
-        finally:
-            handshakes.close()
-            # The goodbye must get out before the socket goes; nothing else is pending.
-            sock.close(linger=LEAVING_LINGER_MS if self.stopping.is_set() else 200)
-        return registered
 
     def _say_waiting(self) -> None:
         """The driver has not answered yet: say so, and what a connection attempt finds."""
@@ -272,7 +219,7 @@ class WorkerDaemon:
         log.info("stopping executor %s: %s", executor_id, reason)
         process = found[1]
         process.terminate()
-        timer = threading.Timer(EXECUTOR_STOP_GRACE_S,
+        timer = threading.Timer(WORKER_EXECUTOR_STOP_GRACE_S,
                                 lambda: process.kill() if process.poll() is None else None)
         timer.daemon = True
         timer.start()
@@ -339,9 +286,10 @@ class WorkerDaemon:
                         budget -= len(data)
                         following = tail.read(min(LOG_CHUNK_BYTES, budget))
                         more = following is not None or (budget <= 0 and tail.read(1) is not None)
-                        send(sock, ExecutorLogChunk(message.request_id, self.worker_id,
-                                                    executor_id, stream, start, more,
-                                                    payload=[data]))
+                        send(sock, ExecutorLogChunk(
+                            request_id=message.request_id, worker_id=self.worker_id,
+                            executor_id=executor_id, stream=stream, offset=start, more=more,
+                            payload=[data]))
                         chunk = following
         except (OSError, ValueError) as exc:
             error = str(exc)
@@ -351,7 +299,7 @@ class WorkerDaemon:
         processes = [p for _, p in self.executors.values() if p.poll() is None]
         for process in processes:
             process.terminate()
-        deadline = time.monotonic() + EXECUTOR_STOP_GRACE_S
+        deadline = time.monotonic() + WORKER_EXECUTOR_STOP_GRACE_S
         for process in processes:
             try:
                 process.wait(max(0.0, deadline - time.monotonic()))
@@ -361,6 +309,73 @@ class WorkerDaemon:
         shutil.rmtree(self.work_dir, ignore_errors=True)
         if not self._keep_logs:
             shutil.rmtree(self.logs_dir, ignore_errors=True)
+
+
+class _ServiceSession:
+    """One connection to the service, on a fresh ``DealerLink``: registers (again
+    every second until answered), heartbeats, reports executors' exits, and
+    ends when the service has been silent past the heartbeat timeout (for the
+    daemon to reconnect) or the daemon stops (saying goodbye)."""
+
+    def __init__(self, daemon: WorkerDaemon):
+        self.daemon = daemon
+        self.link = DealerLink(daemon.transport, daemon.service_endpoint,
+                               daemon.worker_id.encode(), self._receive, tick=self._tick,
+                               poll_s=0.1, silence_s=daemon.heartbeat_timeout_s,
+                               peer="the service", logger=log)
+        self.registered = False
+        self.started = time.monotonic()
+        self.waiting_said = False
+        self.refusal_logged = False
+        self.register = Every(WORKER_REGISTER_RETRY_S)
+        self.heartbeat = Every(daemon.heartbeat_interval_s)
+        self.handshakes: HandshakeWatch | None = None
+
+    def run(self) -> bool:
+        """Serve the connection until it ends; whether it ever registered."""
+        daemon = self.daemon
+        self.handshakes = HandshakeWatch(self.link.open())
+        try:
+            if self.link.serve(daemon.stopping) and self.registered:
+                log.info("%s: leaving the driver service at %s", daemon.stop_reason,
+                         daemon.driver_address)
+                self.link.send(WorkerLeaving(daemon.worker_id,
+                                             f"{daemon.stop_reason}: the worker is leaving"))
+        finally:
+            self.handshakes.close()
+            # The goodbye must get out before the socket goes; nothing else is pending.
+            self.link.close(linger_ms=LEAVING_LINGER_MS if daemon.stopping.is_set() else 200)
+        return self.registered
+
+    def _tick(self, now: float) -> None:
+        daemon = self.daemon
+        if not self.registered:
+            if not self.waiting_said and now - self.started >= WAITING_AFTER_S:
+                self.waiting_said = True
+                daemon._say_waiting()
+            if self.register.due(now):
+                self.link.send(RegisterWorker(
+                    worker_id=daemon.worker_id, host=daemon.advertise_host, cores=daemon.cores,
+                    memory_bytes=daemon.memory_bytes, pid=os.getpid(),
+                    executors=[[j, e] for e, (j, _) in daemon.executors.items()]))
+        elif self.heartbeat.due(now):
+            self.link.send(WorkerHeartbeat(daemon.worker_id, daemon._executor_report()))
+        daemon._report_exits(self.link.sock)
+        if not self.refusal_logged and self.handshakes.refused:
+            log.error("the driver service at %s refused the connection: it does not use "
+                      "this worker's secret (check --secret-file)", daemon.service_endpoint)
+            self.refusal_logged = True
+
+    def _receive(self, message, now: float) -> None:
+        daemon = self.daemon
+        daemon._handle(message, self.link.sock)
+        if isinstance(message, WorkerRegistered):
+            self.registered = True
+            self.link.silence_s = daemon.heartbeat_timeout_s
+            self.heartbeat.interval_s = daemon.heartbeat_interval_s
+        elif isinstance(message, WorkerRefused):
+            self.registered = False
+            self.register.make_due()
 
 
 class _TeeTargets:

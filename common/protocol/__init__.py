@@ -6,4 +6,4 @@ from .records import MAGIC, PROTOCOL_VERSION, ProtocolError, WireRecord, decode,
 from . import block_service, executor, plan
 
 __all__ = ["MAGIC", "PROTOCOL_VERSION", "ProtocolError", "WireRecord", "decode", "encode",
-           "wire_record", "blocks", "executor", "plan"]
+           "wire_record", "block_service", "executor", "plan"]

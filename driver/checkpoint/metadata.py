@@ -1,11 +1,12 @@
 """The streaming metadata checkpoint: enough to restart a driver where it stopped.
 
-Written after every batch is generated and after it completes, atomically
-(a temporary file renamed into place), as ``checkpoint-<batch ms>`` in the
-checkpoint directory; the newest ten are kept. It holds the DStream graph
-with its closures and input positions (files chosen, blocks claimed), the
-batches generated but not yet completed, where each stateful stream's last
-state checkpoint lies, and the received-block log's index.
+Written after every batch is generated (durable before any of its jobs runs)
+and after it completes, atomically (a temporary file renamed into place), as
+``checkpoint-<batch ms>`` in the checkpoint directory, by the streaming
+scheduler's checkpoint writer thread; the newest ten are kept. It holds the
+DStream graph with its closures and input positions (files chosen, blocks
+claimed), the batches generated but not yet completed, where each stateful
+stream's last state checkpoint lies, and the received-block log's index.
 
 A file starts with a small msgpack header (format, sluicegate version, a
 fingerprint of the application's setup code, the shape of its DStream graph),
@@ -51,6 +52,7 @@ import cloudpickle
 import msgpack
 
 from sluicegate.common import storage
+from sluicegate.common.constants import VERSION
 
 log = logging.getLogger("sluicegate.checkpoint")
 
@@ -156,7 +158,6 @@ def fingerprint(setup: Callable | None) -> str:
 
 
 def _version() -> str:
-    from ..context.spark_context import VERSION
     return VERSION
 
 
@@ -169,18 +170,30 @@ def write(directory: str | Path, checkpoint: StreamingCheckpoint) -> Path | str:
 
     ``directory`` may be an fsspec URL: there the file is one upload, which appears
     whole or not at all (``storage.write_bytes``)."""
+    return write_serialized(directory, checkpoint.time_ms, serialize(checkpoint))
+
+
+def serialize(checkpoint: StreamingCheckpoint) -> bytes:
+    """The bytes of a checkpoint file: the header, then the pickled checkpoint. The
+    streaming scheduler serializes on its loop thread (the graph must hold still)
+    and leaves the writing to its checkpoint writer's thread."""
     body = cloudpickle.dumps(checkpoint, protocol=5)
     header = msgpack.packb({"format": FORMAT, "version": checkpoint.sluicegate_version,
                             "fingerprint": checkpoint.fingerprint, "time_ms": checkpoint.time_ms,
                             "app": checkpoint.app_name, "shape": graph_shape(checkpoint.graph),
                             "body_bytes": len(body),
                             "body_hash": hashlib.blake2b(body, digest_size=16).hexdigest()})
-    data = MAGIC + struct.pack(">I", len(header)) + header + body
+    return MAGIC + struct.pack(">I", len(header)) + header + body
+
+
+def write_serialized(directory: str | Path, time_ms: int, data: bytes) -> Path | str:
+    """Write a ``serialize``d checkpoint of the batch at ``time_ms`` atomically (a
+    temporary file fsynced and renamed into place); drop all but the newest files."""
     if storage.is_remote(directory):
-        return _write_remote(str(directory), f"{PREFIX}{checkpoint.time_ms}", data)
+        return _write_remote(str(directory), f"{PREFIX}{time_ms}", data)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"{PREFIX}{checkpoint.time_ms}"
+    final = directory / f"{PREFIX}{time_ms}"
     tmp = directory / f".{final.name}.tmp"
     with open(tmp, "wb") as f:
         f.write(data)
@@ -230,14 +243,15 @@ def read_latest(directory: str | Path, expected_fingerprint: str | None,
                 lenient: bool = False) -> StreamingCheckpoint | None:
     """The newest readable checkpoint in ``directory``; None if there is none.
 
-    ``expected_shape()`` returns the current graph's ``graph_shape``. A torn or corrupt newest file falls back to the one before it; an
-    incompatible version or a different application is refused: another setup
-    fingerprint, or -- ``expected_shape()`` is called only once a checkpoint
-    passed every other check -- a graph of another shape. ``lenient`` (a code
-    upgrade, which never calls the old functions) loads a checkpoint whose
-    classes or functions the application no longer has, with stand-ins.
+    ``expected_shape()`` returns the current graph's ``graph_shape``. A torn or
+    corrupt newest file falls back to the one before it; an incompatible version
+    or a different application is refused: another setup fingerprint, or --
+    ``expected_shape()`` is called only once a checkpoint passed every other
+    check -- a graph of another shape. ``lenient`` (a code upgrade, which never
+    calls the old functions) loads a checkpoint whose classes or functions the
+    application no longer has, with stand-ins. A remote ``directory`` needs the
+    file systems configured (``storage.configure``) first.
     """
-    _configure_storage(directory)
     problems = []
     for name in sorted(_names(directory), key=_time_of_name, reverse=True):
         path = storage.join(directory, name)
@@ -271,24 +285,28 @@ def read_latest(directory: str | Path, expected_fingerprint: str | None,
                         f"the setup function builds now: {difference}. Recovering would run the "
                         "checkpointed graph, not the new one. Delete the checkpoint directory "
                         f"{directory} to start afresh, or restore the old application.")
-        try:
-            return cloudpickle.loads(body)
-        except Exception as exc:  # noqa: BLE001 - user classes may have changed
-            if lenient:
-                try:
-                    restored = _LenientUnpickler(io.BytesIO(body)).load()
-                except Exception:  # noqa: BLE001 - reported as the first failure below
-                    pass
-                else:
-                    log.warning("checkpoint %s names code the application no longer has (%s: %s); "
-                                "the upgrade replaces it", path, type(exc).__name__, exc)
-                    return restored
-            raise CheckpointError(
-                f"checkpoint {path} cannot be restored: {type(exc).__name__}: {exc}. The "
-                "application's code probably changed since it was written.") from exc
+        return _unpickle(path, body, lenient)
     if problems:
         raise CheckpointError(f"no readable checkpoint in {directory}: " + "; ".join(problems))
     return None
+
+
+def _unpickle(path: str, body: bytes, lenient: bool) -> StreamingCheckpoint:
+    try:
+        return cloudpickle.loads(body)
+    except Exception as exc:  # noqa: BLE001 - user classes may have changed
+        if lenient:
+            try:
+                restored = _LenientUnpickler(io.BytesIO(body)).load()
+            except Exception:  # noqa: BLE001 - reported as the first failure below
+                pass
+            else:
+                log.warning("checkpoint %s names code the application no longer has (%s: %s); "
+                            "the upgrade replaces it", path, type(exc).__name__, exc)
+                return restored
+        raise CheckpointError(
+            f"checkpoint {path} cannot be restored: {type(exc).__name__}: {exc}. The "
+            "application's code probably changed since it was written.") from exc
 
 
 class _Removed:
@@ -466,16 +484,6 @@ def _remove_unreferenced_remote(directory: str, referenced: set[str],
             storage.remove_tree(app_dir)  # an object store has no empty directories anyway
             removed.append(app_dir)
     return removed
-
-
-def _configure_storage(directory: str | Path) -> None:
-    """Reading a remote checkpoint may come before any SparkContext configured the file
-    systems (``getOrCreate`` recovers the configuration from the checkpoint): until one
-    does, the options come from the environment's configuration (``SLUICEGATE_CONF_*``,
-    system properties)."""
-    if storage.is_remote(directory) and not storage.is_configured():
-        from ..context.conf import SparkConf
-        storage.configure(dict(SparkConf().getAll()))
 
 
 def _read(path: str) -> tuple[dict, bytes]:

@@ -3,7 +3,10 @@
 The job's driver registers itself (``RegisterApplication``, with the address
 its executors should connect to) and the service starts executors for it on
 the workers. The registration is repeated every few seconds: it doubles as
-the job's heartbeat and re-registers the job if the service restarted.
+the job's heartbeat and re-registers the job if the service restarted. The
+link is a ``common.dealer_link.DealerLink`` on a thread of its own: its tick
+sends the registration and the reports, and other threads' messages go out
+through its outbox.
 The service tells the job when one of its executors is gone, which the job
 treats as a lost executor at once instead of waiting for heartbeats.
 
@@ -19,26 +22,22 @@ cores (``ExecutorTarget``): the job's ``ExecutorScaler`` drains the excess.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-import time
 from typing import Callable
 
-import zmq
-
-from sluicegate.common.protocol import ProtocolError
+from sluicegate.common.constants import APP_REGISTER_RETRY_S, APP_REPORT_S, APP_REREGISTER_S
+from sluicegate.common.dealer_link import DealerLink, Every
 from sluicegate.common.protocol.cluster import (
     ApplicationRegistered, ApplicationStatus, ExecutorRemoved, RegisterApplication, SqlQuery)
 from sluicegate.common.protocol.elastic import ExecutorTarget, RequestExecutors
-from sluicegate.common.transport import Transport, recv, send
+from sluicegate.common.transport import Transport
 
 log = logging.getLogger("sluicegate.driver.cluster")
 
-REREGISTER_S = 3.0
-REPORT_S = 1.0
-
 
 class ClusterBackend:
+    """A job's registration with the cluster service, and what the two tell each other."""
+
     def __init__(self, transport: Transport, service_endpoint: str, job_id: str, app_name: str,
                  driver_endpoint: str, cores_wanted: int,
                  on_executor_removed: Callable[[str, str], None], endpoint=None, status=None):
@@ -56,10 +55,15 @@ class ClusterBackend:
         if status is not None:
             status.listeners.append(self.batches)  # told of every completed batch
         self.max_executors = None  # the service decides
-        self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # sent by the backend's thread
         self._scaler = None
         self._registered = threading.Event()
         self._stop = threading.Event()
+        self._registration: RegisterApplication | None = None  # made when the link starts
+        self._register = Every(APP_REGISTER_RETRY_S)  # then every APP_REREGISTER_S: a heartbeat
+        self._report = Every(APP_REPORT_S)
+        self._link = DealerLink(transport, service_endpoint, f"app-{job_id}".encode(),
+                                self._receive, tick=self._tick, poll_s=0.1, outbox=True,
+                                peer="the service", logger=log)
         self._thread = threading.Thread(target=self._run, name="cluster-backend", daemon=True)
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -71,48 +75,37 @@ class ClusterBackend:
                                "secret?)")
 
     def _run(self) -> None:
-        sock = self.transport.connect(zmq.DEALER, self.service_endpoint,
-                                      f"app-{self.job_id}".encode())
-        registration = RegisterApplication(self.job_id, self.app_name, self.driver_endpoint,
-                                           self.cores_wanted)
-        next_register = 0.0
-        next_report = 0.0
+        self._registration = RegisterApplication(self.job_id, self.app_name, self.driver_endpoint,
+                                                 self.cores_wanted)
         try:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                if now >= next_register:
-                    send(sock, registration)
-                    next_register = now + (REREGISTER_S if self._registered.is_set() else 0.5)
-                if self._registered.is_set() and now >= next_report:
-                    send(sock, self._report())
-                    next_report = now + REPORT_S
-                while not self._outbox.empty():
-                    send(sock, self._outbox.get())
-                if not sock.poll(100, zmq.POLLIN):
-                    continue
-                try:
-                    _, message = recv(sock)
-                except ProtocolError as exc:
-                    log.warning("dropped a malformed message from the service: %s", exc)
-                    continue
-                if isinstance(message, ApplicationRegistered):
-                    if not self._registered.is_set():
-                        self.executors_planned = message.executors_planned
-                        self._registered.set()
-                elif isinstance(message, ExecutorRemoved):
-                    self.on_executor_removed(message.executor_id, message.reason)
-                elif isinstance(message, ExecutorTarget) and message.job_id == self.job_id:
-                    log.info("the service asks for at most %d executors (%s)", message.total,
-                             message.reason)
-                    self.scaler.drain_to(message.total, message.reason)
-                elif isinstance(message, SqlQuery) and message.job_id == self.job_id:
-                    # `sluicegate sql`: answered on a thread of its own, sent from here
-                    from .sql_answer import answer_in_background
-                    answer_in_background(message, self._outbox.put)
+            self._link.serve(self._stop)
         finally:
-            sock.close(linger=0)
+            self._link.close(linger_ms=0)
 
-    def _report(self) -> ApplicationStatus:
+    def _tick(self, now: float) -> None:
+        if self._register.due(now):
+            self._link.send(self._registration)
+        if self._registered.is_set() and self._report.due(now):
+            self._link.send(self._status())
+
+    def _receive(self, message, now: float) -> None:
+        if isinstance(message, ApplicationRegistered):
+            if not self._registered.is_set():
+                self.executors_planned = message.executors_planned
+                self._register.interval_s = APP_REREGISTER_S
+                self._registered.set()
+        elif isinstance(message, ExecutorRemoved):
+            self.on_executor_removed(message.executor_id, message.reason)
+        elif isinstance(message, ExecutorTarget) and message.job_id == self.job_id:
+            log.info("the service asks for at most %d executors (%s)", message.total,
+                     message.reason)
+            self.scaler.drain_to(message.total, message.reason)
+        elif isinstance(message, SqlQuery) and message.job_id == self.job_id:
+            # `sluicegate sql`: answered on a thread of its own, sent from here
+            from .sql_answer import answer_in_background
+            answer_in_background(message, self._link.post)
+
+    def _status(self) -> ApplicationStatus:
         """This job's executors and batches, as the service shows them."""
         executors = []
         if self.endpoint is not None:
@@ -137,13 +130,14 @@ class ClusterBackend:
     def request_total(self, total: int) -> None:
         """Ask the service for ``total`` executors in all (dynamic allocation)."""
         self.cores_wanted = total
-        self._outbox.put(RequestExecutors(self.job_id, total))
+        self._link.post(RequestExecutors(self.job_id, total))
 
     def replace(self, executor_id: str, reason: str) -> None:
         """The service replaces lost executors; nothing to do here."""
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
+        self._link.wake()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
 

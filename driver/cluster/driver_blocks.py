@@ -28,11 +28,6 @@ class DriverBlocks:
         with self._lock:
             return block_id in self._blocks
 
-    @property
-    def total_bytes(self) -> int:
-        with self._lock:
-            return sum(len(b) for b in self._blocks.values())
-
     def __len__(self) -> int:
         with self._lock:
             return len(self._blocks)

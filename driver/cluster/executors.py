@@ -36,8 +36,24 @@ class ExecutorInfo:
     def free_slots(self) -> int:
         return self.cores - len(self.running) if self.alive else 0
 
+    def describe(self, now: float) -> dict:
+        """As the status pages (``/workers``, ``/api/v1/workers``) list it."""
+        return {"id": self.executor_id, "host": self.host, "cores": self.cores,
+                "cores_used": len(self.running), "memory_bytes": self.memory_bytes,
+                "memory_used": self.memory_used, "rss_bytes": self.rss_bytes, "pid": self.pid,
+                "running_tasks": len(self.running), "tasks_done": self.tasks_done,
+                # how long the running task has been going, from the last heartbeat:
+                # a task stuck in user code shows here
+                "running_task_ms": max((r[2] for r in self.running_report), default=0),
+                "tasks_failed": self.tasks_failed, "block_address": self.block_address,
+                "last_heartbeat_s_ago": round(now - self.last_seen_s, 1),
+                "state": "ALIVE" if self.alive else f"LOST ({self.lost_reason})"}
+
 
 class ExecutorRegistry:
+    """Every executor the application has had, by id (the lost ones stay, so that their
+    ids are refused and new executors are told of them)."""
+
     def __init__(self) -> None:
         self.executors: dict[str, ExecutorInfo] = {}
 

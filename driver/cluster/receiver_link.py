@@ -39,8 +39,8 @@ from sluicegate.common.protocol.receivers import (
 from sluicegate.common.transport import endpoint, recv, send
 
 from ..receivers.received_blocks import ReceivedBlock
-from ..scheduler.receiver_intake import ReceiverIntake
-from ..scheduler.streaming_listener import (
+from ..streaming_scheduler.receiver_intake import ReceiverIntake
+from ..streaming_scheduler.streaming_listener import (
     ReceiverInfo, StreamingListenerReceiverError, StreamingListenerReceiverStarted,
     StreamingListenerReceiverStopped)
 
@@ -219,8 +219,10 @@ class RemoteReceiverSupervisor:
             held = [[b, n] for b, n in list(self.intake._blocks.items())] \
                 if self.intake is not None else []
             send(self.sock, StartReceiver(
-                self.stream_id, self.block_interval_s, max_rate, rate, self.restart_delay_s,
-                self.max_line_bytes, buffer, burst, max(1, self.spread()), held,
+                stream_id=self.stream_id, block_interval_s=self.block_interval_s,
+                max_rate=max_rate, rate=rate, restart_delay_s=self.restart_delay_s,
+                max_line_bytes=self.max_line_bytes, max_buffer_bytes=buffer, burst_s=burst,
+                spread=max(1, self.spread()), held=held,
                 payload=[self.receiver_bytes,
                          pickle.dumps(self.last_metadata_of(self.stream_id))]), identity=identity)
         elif identity != self.peer:

@@ -34,6 +34,7 @@ import time
 import cloudpickle
 import zmq
 
+from sluicegate.common import constants
 from sluicegate.common.protocol import ProtocolError
 from sluicegate.common.protocol.receivers import (
     BlockStored, ReceiverDone, ReceiverFlow, ReceiverNotes, ReceiverReady, ReceiverStatus,
@@ -42,8 +43,8 @@ from sluicegate.common.transport import Transport, recv, send
 
 from ..receivers.received_blocks import ReceivedBlock
 from ..receivers.supervisor import ReceiverSupervisor
-from ..scheduler.receiver_intake import ReceiverIntake
-from ..scheduler.streaming_listener import (
+from ..streaming_scheduler.receiver_intake import ReceiverIntake
+from ..streaming_scheduler.streaming_listener import (
     StreamingListenerReceiverError, StreamingListenerReceiverStarted,
     StreamingListenerReceiverStopped)
 
@@ -88,9 +89,10 @@ class ReceiverHost:
     def post(self, event) -> None:
         """The supervisor's listener bus: lifecycle events go to the driver's."""
         info = event.receiverInfo()
-        self.outbox.put(ReceiverStatus(self.stream_id, _EVENTS[type(event)], info.active(),
-                                       info.lastErrorMessage(), info.lastError(),
-                                       info.lastErrorTime()))
+        self.outbox.put(ReceiverStatus(
+            stream_id=self.stream_id, event=_EVENTS[type(event)], active=info.active(),
+            message=info.lastErrorMessage(), error=info.lastError(),
+            time_ms=info.lastErrorTime()))
 
     def on_notes(self, stream_id: int, notes: dict) -> None:
         self.outbox.put(ReceiverNotes(stream_id, dict(notes)))
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-id", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--secret-stdin", action="store_true")
-    parser.add_argument("--log-level", default=os.environ.get("SLUICEGATE_LOG_LEVEL", "WARNING"))
+    parser.add_argument("--log-level", default=os.environ.get(constants.ENV_LOG_LEVEL, "WARNING"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s [receiver {args.stream_id}] %(message)s")

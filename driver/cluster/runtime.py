@@ -26,15 +26,20 @@ from sluicegate.common import config as cfg
 from sluicegate.common import storage
 from sluicegate.common.transport import Transport, advertised_host, endpoint
 
+from ..scheduler.batch_tag import BatchTag
 from ..scheduler.closures import ClosureRegistry
 from ..scheduler.dag import DAGScheduler
 from ..scheduler.jobs import Job, JobCancelledError, JobFailedError
 from ..status.store import StatusStore, task_status
 from .driver_blocks import DriverBlocks
-from .endpoint import DriverEndpoint, EndpointSettings
+from .endpoint import DriverEndpoint
+from .executor_fleet import FleetSettings
 from .file_server import FileServer
 from .cluster_backend import ClusterBackend
 from .local_backend import LocalBackend
+from .loop_events import (
+    AllJobsCancelled, Barrier, BlocksHeld, JobCancelled, JobGroupCancelled, JobSubmitted,
+    JobTagCancelled, PushInputBlock, RemoveBlocks, RemoveExecutor, RemoveRdd, RemoveShuffle)
 
 log = logging.getLogger("sluicegate.driver")
 
@@ -69,9 +74,7 @@ class DriverRuntime:
         self.transport = Transport(secret, conf)
         self.blocks = DriverBlocks()
         self._job_ids = itertools.count(0)
-        self._push_turns = itertools.count(0)
         self.status = StatusStore()
-        self.job_tags = threading.local()  # which streaming batch/output runs jobs on this thread
         self.dag = DAGScheduler(
             closures, max_failures=max_failures,
             on_task_end=lambda run, outcome, attempt: self.status.task_ended(
@@ -81,7 +84,7 @@ class DriverRuntime:
             locality_wait_s=cfg.get_setting(conf, cfg.LOCALITY_WAIT),
             no_executor_timeout_s=cfg.get_setting(conf, cfg.NO_EXECUTOR_TIMEOUT),
             on_accumulators=lambda data: on_accumulators(pickle.loads(data)))
-        settings = EndpointSettings(
+        settings = FleetSettings(
             heartbeat_interval_s=cfg.get_setting(conf, cfg.HEARTBEAT_INTERVAL),
             heartbeat_timeout_s=cfg.get_setting(conf, cfg.HEARTBEAT_TIMEOUT),
             executor_conf={**{k: cfg.get_setting(conf, k) for k in cfg.EXECUTOR_KEYS if k in conf},
@@ -110,8 +113,7 @@ class DriverRuntime:
             self.backend = ClusterBackend(
                 self.transport, master.service_endpoint, master.job_id, app_name,
                 endpoint(advertised, self.endpoint.port), master.cores,
-                on_executor_removed=lambda e, why: self.endpoint.post(
-                    lambda: self.endpoint.executor_lost(e, why)),
+                on_executor_removed=self._executor_removed,
                 endpoint=self.endpoint, status=self.status)  # reported to the service
         self._stopped = False
 
@@ -138,8 +140,11 @@ class DriverRuntime:
 
     # -- executor lifecycle (loop thread / watcher threads) ------------------------------
     def _process_exited(self, executor_id: str, code: int) -> None:
-        self.endpoint.post(lambda: self.endpoint.executor_lost(
-            executor_id, f"its process exited with code {code}"))
+        self.endpoint.post(RemoveExecutor(executor_id, f"its process exited with code {code}"))
+
+    def _executor_removed(self, executor_id: str, reason: str) -> None:
+        """The cluster service removed one of this job's executors."""
+        self.endpoint.post(RemoveExecutor(executor_id, reason))
 
     def _executor_lost(self, executor_id: str, reason: str) -> None:
         self.backend.replace(executor_id, reason)
@@ -160,19 +165,17 @@ class DriverRuntime:
             raise RuntimeError("Cannot call methods on a stopped SparkContext")
         call_site = _call_site()
         job = Job(next(self._job_ids), rdd, partitions, description, properties, call_site)
-        batch_ms = getattr(self.job_tags, "batch_ms", None)
-        output_id = getattr(self.job_tags, "output_id", None)
-        self.status.job_started(job.id, job_name(description, call_site, rdd, batch_ms, output_id,
-                                                 getattr(self.job_tags, "description", None)),
-                                len(partitions), batch_ms, output_id)
-        self.endpoint.post(lambda: self.dag.submit_job(job, time.monotonic()))
+        tag = BatchTag.of(properties)  # the streaming batch and output operation, if any
+        self.status.job_started(job.id, job_name(description, call_site, rdd, tag),
+                                len(partitions), tag)
+        self.endpoint.post(JobSubmitted(job))
         try:
             while not job.wait(0.25):
                 if not self.endpoint.alive:
                     raise RuntimeError(
                         f"the driver stopped while job {job.id} was running: {self.endpoint.failure}")
         except KeyboardInterrupt:
-            self.endpoint.post(lambda: self.dag.cancel_job(job.id, "interrupted"))
+            self.endpoint.post(JobCancelled(job.id, "interrupted"))
             raise
         finally:
             self.status.job_ended(job.id, job.stage_ids, job.error)
@@ -195,11 +198,14 @@ class DriverRuntime:
         In the loop's order: a job submitted before this call is cancelled. Their
         actions raise ``JobCancelledError`` in the threads that run them.
         """
-        dag = self.dag
-        work = {"group": lambda: dag.cancel_job_group(value),
-                "tag": lambda: dag.cancel_jobs_with_tag(value),
-                "all": dag.cancel_all_jobs}[what]
-        self.endpoint.post(work)
+        if what == "group":
+            self.endpoint.post(JobGroupCancelled(value))
+        elif what == "tag":
+            self.endpoint.post(JobTagCancelled(value))
+        elif what == "all":
+            self.endpoint.post(AllJobsCancelled())
+        else:
+            raise ValueError(f"cancel what: group, tag or all, not {what!r}")
 
     # -- blocks and cleanup (any thread) -------------------------------------------------
     def put_driver_block(self, block_id: str, data: bytes) -> None:
@@ -212,32 +218,32 @@ class DriverRuntime:
         executor never loses the data: a task that needs it gets it attached.
         """
         self.blocks.put(block_id, data)
-        self.endpoint.post(lambda: self._push_input(block_id, data))
-
-    def _push_input(self, block_id: str, data: bytes) -> None:
-        alive = self.endpoint.registry.alive()
-        if alive:
-            target = alive[next(self._push_turns) % len(alive)]
-            self.endpoint.push_block(target.executor_id, block_id, data)
+        self.endpoint.post(PushInputBlock(block_id, data))
 
     def drop_driver_blocks(self, block_ids: list[str]) -> None:
+        """The driver's copies go, and the executors' (a destroyed broadcast, a
+        forgotten batch's input)."""
         self.blocks.remove(block_ids)
-        self.endpoint.post(lambda: self._forget_blocks(block_ids))
+        self.unpersist_blocks(block_ids)
 
-    def _forget_blocks(self, block_ids: list[str]) -> None:
-        doomed = set(block_ids)
-        self.dag.block_locations.remove_where(doomed.__contains__)
-        self.endpoint.drop_blocks(block_ids=block_ids)
+    def unpersist_blocks(self, block_ids: list[str]) -> None:
+        """The executors drop their copies of driver blocks; the driver keeps its own
+        (an unpersisted broadcast ships again when a task needs it)."""
+        self.endpoint.post(RemoveBlocks(tuple(block_ids)))
+
+    def blocks_held(self, block_ids: list[str]) -> list[bool]:
+        """For each block: does some executor hold it (as the loop knows now)?"""
+        return self.endpoint.call(BlocksHeld(tuple(block_ids)))
+
+    def wait_for_posted(self) -> None:
+        """Return once everything handed to the loop before this call is done there."""
+        self.endpoint.call(Barrier())
 
     def drop_rdd(self, rdd_id: int) -> None:
-        prefix = f"rdd_{rdd_id}_"
-        self.endpoint.post(lambda: (
-            self.dag.block_locations.remove_where(lambda b: b.startswith(prefix)),
-            self.endpoint.drop_blocks(rdd_ids=[rdd_id])))
+        self.endpoint.post(RemoveRdd(rdd_id))
 
     def drop_shuffle(self, shuffle_id: int) -> None:
-        self.endpoint.post(lambda: (self.dag.drop_shuffle(shuffle_id),
-                                    self.endpoint.drop_blocks(shuffle_ids=[shuffle_id])))
+        self.endpoint.post(RemoveShuffle(shuffle_id))
 
     def track_shuffle(self, dep) -> None:
         """Drop the shuffle's blocks everywhere once nothing references it."""
@@ -260,18 +266,18 @@ class DriverRuntime:
         shutil.rmtree(self.app_dir, ignore_errors=True)
 
 
-def job_name(description: str, call_site: str, rdd, batch_ms: int | None,
-             output_id: int | None, output: str | None) -> str:
+def job_name(description: str, call_site: str, rdd, tag: BatchTag | None) -> str:
     """What the status pages call a job: the user's words, the output operation and batch
     it belongs to (``pprint at wordcount.py:12 (output operation 0 of batch 06:33:38)``),
     or the action's call site; the RDD's internal name only when nothing else is known."""
     if description:
         return description
-    if batch_ms is not None and output_id is not None:
-        when = time.strftime("%H:%M:%S", time.localtime(batch_ms / 1000))
-        if batch_ms % 1000:
-            when += f".{batch_ms % 1000:03d}"
-        return f"{output or call_site or 'output'} (output operation {output_id} of batch {when})"
+    if tag is not None:
+        when = time.strftime("%H:%M:%S", time.localtime(tag.batch_ms / 1000))
+        if tag.batch_ms % 1000:
+            when += f".{tag.batch_ms % 1000:03d}"
+        return (f"{tag.output or call_site or 'output'} (output operation {tag.output_id} "
+                f"of batch {when})")
     return call_site or repr(rdd)
 
 

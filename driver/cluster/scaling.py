@@ -13,8 +13,9 @@ forgotten -- as a lost executor, so anything still needed from it is
 recomputed from lineage -- and told to stop; its process exits and is not
 replaced. Executors that run nothing and hold the fewest blocks go first.
 
-The scaler's decisions run on the driver's loop thread (``endpoint.post``),
-which owns the executor registry and the scheduler.
+The scaler's decisions run on the driver's loop thread, which owns the
+executor registry and the scheduler: other threads post ``DrainExecutors``
+and, while drains last, a watcher posts ``FinishDrains`` (``loop_events``).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import threading
 import time
 
 from sluicegate.common.protocol.executor import StopExecutor
+
+from .loop_events import DrainExecutors, FinishDrains
 
 log = logging.getLogger("sluicegate.driver.scaling")
 
@@ -42,6 +45,7 @@ class ExecutorScaler:
         self.added = 0
         self._lock = threading.Lock()
         self._watching = False
+        endpoint.events.on({DrainExecutors: self._start_drain, FinishDrains: self._finish_drains})
 
     @classmethod
     def of(cls, runtime) -> "ExecutorScaler":
@@ -97,10 +101,11 @@ class ExecutorScaler:
         """Drain ``count`` executors and stop them (asynchronously)."""
         with self._lock:
             self._pending_drains += count
-        self.endpoint.post(lambda: self._start_drain(count, reason))
+        self.endpoint.post(DrainExecutors(count, reason))
 
     # -- on the loop thread ------------------------------------------------------------------
-    def _start_drain(self, count: int, reason: str) -> None:
+    def _start_drain(self, event: DrainExecutors, now: float) -> None:
+        count, reason = event.count, event.reason
         endpoint = self.endpoint
         dag = endpoint.dag
         with self._lock:
@@ -116,7 +121,6 @@ class ExecutorScaler:
         # idle first, then the fewest blocks, then the newest
         chosen = sorted(candidates, key=lambda e: (len(e.running), held[e.executor_id],
                                                    -order[e.executor_id]))[:count]
-        now = time.monotonic()
         for info in chosen:
             info.cores = 0  # no free slot: no new task
             dag.draining.add(info.executor_id)
@@ -144,13 +148,12 @@ class ExecutorScaler:
                     with self._lock:
                         self._watching = False
                     return
-                self.endpoint.post(self._finish_drains)
+                self.endpoint.post(FinishDrains())
 
         threading.Thread(target=loop, name="executor-drain", daemon=True).start()
 
-    def _finish_drains(self) -> None:
+    def _finish_drains(self, event: FinishDrains, now: float) -> None:
         endpoint = self.endpoint
-        now = time.monotonic()
         with self._lock:
             draining = dict(self.draining)
         for executor_id, (since, reason) in draining.items():
@@ -167,7 +170,7 @@ class ExecutorScaler:
             retire = getattr(self.backend, "retire", None)
             if retire is not None:
                 retire(executor_id)  # first: its exit must not be replaced
-            endpoint.executor_lost(executor_id, f"removed ({reason})")
+            endpoint.remove_executor(executor_id, f"removed ({reason})", now)
             endpoint.send(executor_id.encode(), StopExecutor(f"removed: {reason}"))
             self.removed.append(executor_id)
             log.info("executor %s removed (%s)", executor_id, reason)

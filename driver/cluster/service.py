@@ -25,83 +25,50 @@ went silent as lost; either leaves the listing after ``worker_retention_s``.
 from __future__ import annotations
 
 import fcntl
-import getpass
 import itertools
 import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sluicegate.common.config import parse_size_bytes
 from sluicegate.common.protocol.cluster import (
-    ApplicationRegistered, ApplicationStatus, AttachJob, ClusterStatus, ClusterStatusRequest,
-    CommandResult, ExecutorExited, ExecutorRemoved, JobAccepted, JobEnded, JobLogsEnd, JobOutput,
-    JobRejected, JobStatusPages, JobUnknown, KillExecutor, KillJob, LaunchExecutor, ListJobs, Ping,
-    RegisterApplication, RegisterWorker, ServiceHeartbeat, SubmitJob, WorkerHeartbeat,
-    WorkerLeaving, WorkerRefused, WorkerRegistered)
+    ApplicationRegistered, ApplicationStatus, ClusterStatus, ClusterStatusRequest,
+    CommandResult, ExecutorRemoved, JobStatusPages, KillExecutor, KillJob, LaunchExecutor,
+    ListJobs, Ping, RegisterApplication)
 from sluicegate.common.transport import Transport
 
 from .allocation import JobCores, WorkerCores, allocate
-from .event_loop import RouterLoop
-from .job_keeper import OUTPUT_DIR, SECRET_FILE, write_json_atomically
-from .job_process import JobExit, JobProcess, remove_secret, write_job_file
-from .job_records import (
-    FAILED, LOST, RUNNING, ExecutorStats, JobRecord, Watcher, end_state, recover_jobs)
 from .elastic import ElasticJobs
+from .event_loop import RouterLoop
+from .job_intake import OUTPUT_SEGMENTS, JobIntake
+from .job_keeper import OUTPUT_DIR, write_json_atomically
+from .job_process import JobExit, remove_secret
+from .job_records import LOST, RUNNING, ExecutorStats, JobRecord, end_state, recover_jobs
 from .log_relay import LogRequests
+from .loop_events import DescribeJobs, DescribeWorkers, SetJobCores
 from .sql_relay import SqlRelay
+from .worker_roster import DEFAULT_WORKER_RETENTION_S, WorkerRecord, WorkerRoster
 
 log = logging.getLogger("sluicegate.service")
 
 OUTPUT_POLL_S = 0.05            # how often the job's output files are read for submitters
-OUTPUT_CHUNK_BYTES = 1 << 16
-WATCHER_BYTES_PER_PASS = 1 << 20
 DEFAULT_JOB_OUTPUT_BYTES = 64 << 20   # per stream; kept in OUTPUT_SEGMENTS files
-OUTPUT_SEGMENTS = 4
 KEEP_FINISHED_JOBS = 200
 MAX_EXECUTOR_FAILURES = 20
 APP_SILENCE_S = 15.0      # a job's driver registers every 3 s; silent this long, it is gone
 ADOPTION_GRACE_S = 5.0    # after adopting a job, time for workers to report its executors
 EXECUTOR_COUNTER_FILE = "executor-counter"
-DEFAULT_WORKER_RETENTION_S = 600.0  # a lost or stopped worker is listed this long
 MAX_UI_URL = 512
-ALIVE, WORKER_LOST, STOPPED = "alive", "lost", "stopped"
 
 
-@dataclass
-class WorkerRecord:
-    worker_id: str
-    identity: bytes
-    host: str
-    cores: int
-    memory_bytes: int
-    pid: int
-    registered_s: float
-    last_seen_s: float
-    executors: dict[str, str] = field(default_factory=dict)  # executor id -> job id
-    alive: bool = True
-    executor_slots: int = 0     # executors it can run: its cores, and its memory allows
-    state: str = ALIVE          # alive, lost (gone silent) or stopped (it said goodbye)
-    gone_s: float | None = None   # monotonic: when it was lost or stopped
+class ClusterService(WorkerRoster, JobIntake, LogRequests, ElasticJobs, SqlRelay, RouterLoop):
+    """The service's state, owned by its loop thread: workers (``worker_roster``), jobs
+    (``job_intake``, and their ends here), allocation (``allocation``, ``elastic``), and
+    the ``logs`` and ``sql`` relays. Other threads (the status pages) ask it through
+    loop events."""
 
-    def describe(self, now: float, stats: dict[str, ExecutorStats]) -> dict:
-        """``stats``: what the jobs' drivers report of the executors (by executor id)."""
-        mine = [stats[e] for e in self.executors if e in stats]
-        return {"worker_id": self.worker_id, "host": self.host, "cores": self.cores,
-                "cores_used": len(self.executors), "executor_slots": self.executor_slots,
-                "running_tasks": sum(s.running_tasks for s in mine),
-                "running_task_ms": max((s.running_task_ms for s in mine), default=0),
-                "memory_bytes": self.memory_bytes,
-                "memory_used": sum(s.memory_used for s in mine),
-                "rss_bytes": sum(s.rss_bytes for s in mine),
-                "alive": self.alive, "state": self.state,
-                "last_heartbeat_s_ago": round(now - self.last_seen_s, 1),
-                "executors": sorted(self.executors)}
-
-
-class ClusterService(LogRequests, ElasticJobs, SqlRelay, RouterLoop):
     log = log
 
     def __init__(self, transport: Transport, host: str, port: int, work_dir: Path,
@@ -139,11 +106,36 @@ class ClusterService(LogRequests, ElasticJobs, SqlRelay, RouterLoop):
         self._next_output_s = 0.0
         self._rebalance_at: float | None = None
         self._executor_number = self._read_executor_counter()
+        self.events.on({DescribeWorkers: self._describe_workers, DescribeJobs: self._describe_jobs,
+                        SetJobCores: self._set_job_cores})
         self._recover_jobs()
 
     @property
     def master_url(self) -> str:
         return f"sluicegate://{self.advertise_host}:{self.port}"
+
+    # -- for other threads ----------------------------------------------------------
+    def describe_workers_now(self, timeout_s: float = 5.0) -> list[dict]:
+        """The workers, as ``describe_workers`` lists them (asked of the loop thread)."""
+        return self.call(DescribeWorkers(), timeout_s)
+
+    def describe_jobs_now(self, timeout_s: float = 5.0) -> list[dict]:
+        """The jobs, as ``sluicegate jobs`` lists them (asked of the loop thread)."""
+        return self.call(DescribeJobs(), timeout_s)
+
+    def request_rebalance(self, job_id: str, cores: int,
+                          timeout_s: float = 10.0) -> tuple[bool, str]:
+        """``rebalance_job`` on the loop thread: whether it was done, and what to say."""
+        return self.call(SetJobCores(job_id, cores), timeout_s)
+
+    def _describe_workers(self, event: DescribeWorkers, now: float) -> list[dict]:
+        return self.describe_workers(now)
+
+    def _describe_jobs(self, event: DescribeJobs, now: float) -> list[dict]:
+        return [job.describe() for job in self.jobs.values()]
+
+    def _set_job_cores(self, event: SetJobCores, now: float) -> tuple[bool, str]:
+        return self.rebalance_job(event.job_id, event.cores)
 
     # -- dispatch -------------------------------------------------------------------
     def handle(self, identity: bytes, message, now: float) -> None:
@@ -153,133 +145,8 @@ class ClusterService(LogRequests, ElasticJobs, SqlRelay, RouterLoop):
             return
         handler(self, identity, message, now)
 
-    # -- workers ---------------------------------------------------------------------
-    def _register_worker(self, identity: bytes, message: RegisterWorker, now: float) -> None:
-        if identity != message.worker_id.encode():
-            self.send(identity, WorkerRefused("the worker id must be the connection identity"))
-            return
-        known = self.workers.get(message.worker_id)
-        record = WorkerRecord(message.worker_id, identity, message.host, max(1, message.cores),
-                              message.memory_bytes, message.pid, now, now)
-        record.executor_slots = min(record.cores,
-                                    max(0, message.memory_bytes) // self.executor_memory_bytes)
-        for entry in message.executors[:10_000]:
-            if (isinstance(entry, list) and len(entry) == 2
-                    and all(isinstance(v, str) for v in entry)):
-                record.executors[entry[1]] = entry[0]
-        if known is not None and known.alive:
-            log.info("worker %s registered again", message.worker_id)
-        self.workers[message.worker_id] = record
-        self.send(identity, WorkerRegistered(message.worker_id, self.heartbeat_interval_s,
-                                             self.heartbeat_timeout_s))
-        log.info("worker %s registered: %d cores, %s MB on %s", message.worker_id, message.cores,
-                 message.memory_bytes >> 20, message.host)
-        if record.executor_slots < record.cores:
-            log.warning("worker %s runs at most %d executors: its %d MB hold %d of %s each "
-                        "(--executor-memory)", message.worker_id, record.executor_slots,
-                        message.memory_bytes >> 20, record.executor_slots, self.executor_memory)
-        self._take_reported_executors(record, known)
-        self._rebalance()
-
-    def _take_reported_executors(self, worker: WorkerRecord, known: WorkerRecord | None) -> None:
-        """A (re-)registered worker's executors are the truth: they join their running jobs
-        (after a service restart, that is how an adopted job gets its executors back), the
-        ones of ended jobs are stopped, and the ones it no longer runs leave their jobs."""
-        for executor_id, job_id in list(worker.executors.items()):
-            job = self.jobs.get(job_id)
-            if job is None:
-                continue  # its job's driver may register yet, and adopts it then
-            if job.state == RUNNING:
-                if executor_id not in job.executors:
-                    job.executors.append(executor_id)
-                    log.info("job %s: took over its running executor %s on worker %s", job_id,
-                             executor_id, worker.worker_id)
-            else:
-                self.send(worker.identity, KillExecutor(job_id, executor_id, f"job {job_id} has ended"))
-        if known is None:
-            return
-        for executor_id, job_id in known.executors.items():
-            job = self.jobs.get(job_id)
-            if executor_id not in worker.executors and job is not None and executor_id in job.executors:
-                job.executors.remove(executor_id)
-                self._tell_app(job, ExecutorRemoved(
-                    executor_id, f"worker {worker.worker_id} no longer runs it"))
-
-    def _worker_heartbeat(self, identity: bytes, message: WorkerHeartbeat, now: float) -> None:
-        worker = self.workers.get(message.worker_id)
-        if worker is None or not worker.alive:
-            # A worker the service does not know (after a restart): ask it to register.
-            self.send(identity, WorkerRefused("unknown worker: register again"))
-            return
-        worker.last_seen_s = now
-
-    def _executor_exited(self, identity: bytes, message: ExecutorExited, now: float) -> None:
-        worker = self.workers.get(message.worker_id)
-        if worker is not None:
-            worker.executors.pop(message.executor_id, None)
-            worker.last_seen_s = now
-        job = self.jobs.get(message.job_id)
-        if job is not None and message.executor_id in job.executors:
-            job.executors.remove(message.executor_id)
-            # An executor whose driver died exits too: settle the job first, so that none
-            # is started again for a job that has just ended.
-            self._check_job(job, now)
-            if job.state == RUNNING and message.exit_code != 0:
-                job.executor_failures += 1
-            self._tell_app(job, ExecutorRemoved(
-                message.executor_id, f"its process exited with code {message.exit_code}"))
-        self._rebalance()
-
-    def _worker_lost(self, worker: WorkerRecord, reason: str, state: str = WORKER_LOST) -> None:
-        if not worker.alive:
-            return
-        worker.alive = False
-        worker.state = state
-        worker.gone_s = time.monotonic()
-        if state == STOPPED:
-            log.info("worker %s stopped: %s", worker.worker_id, reason)
-        else:
-            log.warning("worker %s lost: %s", worker.worker_id, reason)
-        for executor_id, job_id in list(worker.executors.items()):
-            job = self.jobs.get(job_id)
-            if job is not None and executor_id in job.executors:
-                job.executors.remove(executor_id)
-                self._tell_app(job, ExecutorRemoved(executor_id,
-                                                    f"worker {worker.worker_id} {state}"))
-        worker.executors.clear()
-        self._worker_gone_from_log_requests(worker.worker_id, time.monotonic())
-        self._rebalance()
-
-    def _worker_leaving(self, identity: bytes, message: WorkerLeaving, now: float) -> None:
-        worker = self.workers.get(message.worker_id)
-        if worker is None or worker.identity != identity:
-            return
-        self._worker_lost(worker, message.reason[:500] or "it was told to stop", STOPPED)
-
-    def _forget_gone_workers(self, now: float) -> None:
-        """Lost and stopped workers leave the listings after ``worker_retention_s``."""
-        for worker in list(self.workers.values()):
-            if (not worker.alive and worker.gone_s is not None
-                    and now - worker.gone_s >= self.worker_retention_s):
-                del self.workers[worker.worker_id]
-                log.info("worker %s (%s) forgotten after %.0fs", worker.worker_id, worker.state,
-                         now - worker.gone_s)
-
-    def on_unreachable(self, identity: bytes) -> None:
-        worker = self.workers.get(identity.decode(errors="replace"))
-        if worker is not None:
-            self._worker_lost(worker, "its connection is gone")
-
     def on_timer(self, now: float) -> None:
-        beat = ServiceHeartbeat(int(time.time() * 1000))
-        for worker in list(self.workers.values()):
-            if not worker.alive:
-                continue
-            if now - worker.last_seen_s > self.heartbeat_timeout_s:
-                self._worker_lost(worker, f"no heartbeat for {self.heartbeat_timeout_s:.0f}s")
-            else:
-                self.send(worker.identity, beat)
-        self._forget_gone_workers(now)
+        self._watch_workers(now)
         self._end_log_requests(now)
         self._expire_sql_queries(now)
         for job in list(self.jobs.values()):
@@ -318,8 +185,10 @@ class ClusterService(LogRequests, ElasticJobs, SqlRelay, RouterLoop):
     def _launch_executor(self, job: JobRecord, worker: WorkerRecord) -> None:
         executor_id = f"{job.job_id}-exec-{self._next_executor_number()}"
         names = sorted(job.py_files)
-        message = LaunchExecutor(job.job_id, executor_id, job.app_endpoint, self.executor_memory,
-                                 names, payload=[job.py_files[n] for n in names])
+        message = LaunchExecutor(job_id=job.job_id, executor_id=executor_id,
+                                 driver_endpoint=job.app_endpoint,
+                                 memory_limit=self.executor_memory, py_file_names=names,
+                                 payload=[job.py_files[n] for n in names])
         if self.send(worker.identity, message):
             worker.executors[executor_id] = job.job_id
             job.executors.append(executor_id)
@@ -408,126 +277,7 @@ class ClusterService(LogRequests, ElasticJobs, SqlRelay, RouterLoop):
                     if watcher.stop_at is None:
                         self.send(watcher_identity, JobStatusPages(job.job_id, job.name, url))
 
-    def executor_stats(self) -> dict[str, ExecutorStats]:
-        """Every running job's executors, as their drivers last reported them."""
-        stats: dict[str, ExecutorStats] = {}
-        for job in self.jobs.values():
-            if job.state == RUNNING:
-                stats.update(job.executor_stats)
-        return stats
-
-    def describe_workers(self, now: float) -> list[dict]:
-        stats = self.executor_stats()
-        return [w.describe(now, stats) for w in self.workers.values()]
-
     # -- jobs ---------------------------------------------------------------------------------
-    def _submit(self, identity: bytes, message: SubmitJob, now: float) -> None:
-        if not message.payload or len(message.payload) != 1 + len(message.py_file_names):
-            self.send(identity, JobRejected("the script and its files did not all arrive"))
-            return
-        job_id = self._new_job_id()
-        job_dir = self.work_dir / "jobs" / job_id
-        try:
-            job_dir.mkdir(parents=True)
-            script = job_dir / Path(message.script_name).name
-            script.write_bytes(bytes(message.payload[0]))
-            py_files = {}
-            for name, data in zip(message.py_file_names, message.payload[1:]):
-                py_files[Path(name).name] = bytes(data)
-                (job_dir / Path(name).name).write_bytes(bytes(data))
-            # The job's copy of the secret: its keeper removes it when the job ends.
-            secret_file = job_dir / SECRET_FILE
-            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.transport.secret or b"")
-            job = JobRecord(job_id, message.name or script.stem, script.name, list(message.args),
-                            max(0, message.cores), _owner(), time.time(), job_dir=job_dir,
-                            py_files=py_files)
-            write_job_file(job_dir, job.facts())
-        except OSError as exc:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            self.send(identity, JobRejected(f"could not store the job: {exc}"))
-            return
-        env = dict(os.environ)
-        python_path = [str(job_dir)] + [str(job_dir / n) for n in py_files if n.endswith((".zip", ".egg"))]
-        env.update({
-            "SLUICEGATE_MASTER": self.master_url,
-            "SLUICEGATE_JOB_ID": job_id,
-            "SLUICEGATE_APP_NAME": job.name,
-            "SLUICEGATE_CORES": str(job.cores_wanted),
-            "SLUICEGATE_SECRET_FILE": str(secret_file),
-            "SLUICEGATE_BIND_HOST": self.host if self.host not in ("0.0.0.0", "*", "") else self.advertise_host,
-            "PYTHONPATH": os.pathsep.join(python_path + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-            "PYTHONUNBUFFERED": "1",
-        })
-        if message.quiet:
-            env["SLUICEGATE_QUIET"] = "1"
-        self.jobs[job_id] = job
-        try:
-            job.process = JobProcess.start(job_id, job_dir, script, job.args, env,
-                                           self.segment_bytes, OUTPUT_SEGMENTS,
-                                           supervise=message.supervise)
-        except OSError as exc:
-            self._finish_job(job, FAILED, -1, f"could not start the job: {exc}")
-            self.send(identity, JobRejected(job.message))
-            return
-        if not message.detach:
-            job.watchers[identity] = Watcher(job.output_tails(0, 0))
-        self.send(identity, JobAccepted(job_id))
-        log.info("job %s (%s) started in %s", job_id, job.name, job_dir)
-        self._forget_old_jobs()
-
-    def _new_job_id(self) -> str:
-        """The next free job id. After a restart on the same work dir the old jobs' dirs
-        are still there, and jobs that outlived the old service may register again."""
-        while True:
-            job_id = f"job-{next(self._job_numbers):04d}"
-            if job_id not in self.jobs and not (self.work_dir / "jobs" / job_id).exists():
-                return job_id
-
-    def _attach(self, identity: bytes, message: AttachJob, now: float) -> None:
-        job = self.jobs.get(message.job_id)
-        if job is None:
-            self.send(identity, JobUnknown(message.job_id, f"no such job in its work dir {self.work_dir}"))
-            return
-        job.watchers[identity] = Watcher(job.output_tails(message.stdout_offset,
-                                                          message.stderr_offset))
-        if job.state == RUNNING:
-            self.send(identity, CommandResult(True, f"attached to {job.job_id}"))
-            if job.ui_url:
-                self.send(identity, JobStatusPages(job.job_id, job.name, job.ui_url))
-        self._feed_watchers(job)  # an ended job: the rest of its output, then its end
-
-    def _feed_watchers(self, job: JobRecord) -> None:
-        """Send each watcher the job's output it does not have yet (a bounded amount per
-        call, so that one busy job cannot hold the loop), and an ended job's end once it
-        has all of it."""
-        for identity, watcher in list(job.watchers.items()):
-            budget = WATCHER_BYTES_PER_PASS
-            reachable = True
-            for stream, tail in watcher.tails.items():
-                while budget > 0 and reachable:
-                    chunk = tail.read(min(OUTPUT_CHUNK_BYTES, watcher.room(stream, budget)))
-                    if chunk is None:
-                        break
-                    offset, data = chunk
-                    budget -= len(data)
-                    reachable = self.send(identity, JobOutput(job.job_id, stream, offset, payload=[data]))
-            if not reachable:
-                job.watchers.pop(identity, None)
-            elif budget <= 0:
-                continue  # more to send: on the next pass
-            elif job.state != RUNNING:  # (budget left: all it had was read)
-                self.send(identity, JobEnded(job.job_id, job.state,
-                                             -1 if job.exit_code is None else job.exit_code,
-                                             job.message))
-                job.watchers.pop(identity, None)
-            elif watcher.stop_at is not None:
-                # Everything up to where the output ended when asked (or all there is, if
-                # the oldest of it was dropped meanwhile).
-                self.send(identity, JobLogsEnd(job.job_id, job.state))
-                job.watchers.pop(identity, None)
-
     def _check_job(self, job: JobRecord, now: float) -> None:
         """Has a running job ended? Its keeper's record says so (or the absence of its
         processes); a job known from its driver alone has ended once that goes silent."""
@@ -644,18 +394,14 @@ class ClusterService(LogRequests, ElasticJobs, SqlRelay, RouterLoop):
             os.close(self._lock_fd)  # another service may use the work dir now
 
     _handlers = {
-        RegisterWorker: _register_worker,
-        WorkerHeartbeat: _worker_heartbeat,
-        ExecutorExited: _executor_exited,
         RegisterApplication: _register_application,
         ApplicationStatus: _application_status,
-        SubmitJob: _submit,
-        AttachJob: _attach,
         KillJob: _kill,
         ListJobs: _list_jobs,
         ClusterStatusRequest: _status,
         Ping: _ping,
-        WorkerLeaving: _worker_leaving,
+        **WorkerRoster.worker_handlers,
+        **JobIntake.intake_handlers,
         **LogRequests.log_handlers,
         **ElasticJobs.elastic_handlers,
         **SqlRelay.sql_handlers,
@@ -679,8 +425,3 @@ def _lock_work_dir(work_dir: Path) -> int:
     return fd
 
 
-def _owner() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name is not an error
-        return "unknown"

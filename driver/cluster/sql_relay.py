@@ -68,8 +68,9 @@ class SqlRelay:
         if len(pending) >= MAX_PENDING:
             return refuse("BUSY", f"{MAX_PENDING} live queries are on their way; ask again later")
         relay_id = next(self._sql_ids)
-        relayed = SqlQuery(relay_id, job.job_id, message.query, message.max_rows,
-                           message.show_rows, message.timeout_s)
+        relayed = SqlQuery(request_id=relay_id, job_id=job.job_id, query=message.query,
+                           max_rows=message.max_rows, show_rows=message.show_rows,
+                           timeout_s=message.timeout_s)
         if not self.send(job.app_identity, relayed):
             return refuse("NOT_RUNNING", f"job {job.job_id}'s driver cannot be reached")
         pending[relay_id] = SqlAsked(identity, message.request_id, job.job_id, job.app_identity,

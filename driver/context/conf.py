@@ -11,6 +11,8 @@ import tempfile
 import threading
 from typing import Iterable
 
+from sluicegate.common import constants
+
 _system_properties: dict[str, str] = {}
 _system_lock = threading.Lock()
 
@@ -76,8 +78,8 @@ class SparkConf:
         self._conf: dict[str, str] = {}
         if loadDefaults:
             for name, value in os.environ.items():
-                if name.startswith("SLUICEGATE_CONF_"):
-                    self._conf[name[len("SLUICEGATE_CONF_"):].replace("_", ".")] = value
+                if name.startswith(constants.ENV_CONF_PREFIX):
+                    self._conf[name[len(constants.ENV_CONF_PREFIX):].replace("_", ".")] = value
             self._conf.update(_spark_system_properties())
 
     def set(self, key: str, value) -> "SparkConf":

@@ -10,8 +10,10 @@ upgrades (a mixin of ``StreamingContext``).
   and stateful streams match the checkpointed ones, it takes over their state,
   pending batches and input positions (``_take_over``).
 
-A graceful stop checkpoints every stateful stream's newest state
-(``_savepoint``), so a restart or an upgrade starts from the last batch.
+A graceful stop checkpoints every stateful stream's newest state (the
+streaming scheduler's ``savepoint``), so a restart or an upgrade starts from
+the last batch. The re-run of the batches a recovered checkpoint left pending
+is the streaming scheduler's too (``JobScheduler.start``).
 """
 from __future__ import annotations
 
@@ -78,6 +80,7 @@ class Recovery:
         """
         if upgrade is None:
             upgrade = _upgrade_requested()
+        _configure_storage(checkpointPath)
         stamp = metadata.fingerprint(setupFunc)
         if upgrade:
             return cls._upgrade_or_create(checkpointPath, setupFunc, stamp)
@@ -127,7 +130,7 @@ class Recovery:
                  directory: str, stamp: str, clock: Any = None) -> "StreamingContext":
         ssc = cls(sc, checkpoint.batch_ms / 1000.0, clock=clock)
         ssc._fingerprint = stamp
-        ssc._graph = checkpoint.graph
+        ssc._scheduler.graph = checkpoint.graph
         streams = {id(s): s for s in ssc._graph.all_streams() + ssc._graph.inputs}.values()
         for stream in streams:
             stream._attach(ssc)
@@ -210,36 +213,6 @@ class Recovery:
         else:
             self.checkpoint(directory)
 
-    def _savepoint(self) -> None:
-        """After a graceful stop: checkpoint every stateful stream's newest state, then the
-        metadata. A restart -- or a code upgrade -- then starts from the state of the last
-        batch, not from an older state checkpoint plus batches computed again (which an
-        upgrade would compute with its new code)."""
-        if not self._metadata_checkpoints or self._generator.last_generated_ms is None:
-            return
-        try:
-            with self._graph_lock:
-                stale: list[str] = []
-                for stream in self._graph.all_streams():
-                    if not stream._must_checkpoint:
-                        continue
-                    times = [t for t in stream._generated_times()
-                             if stream._generated.get(t) is not None]
-                    if not times:
-                        continue
-                    newest = stream._generated[times[-1]]
-                    if newest.getCheckpointFile() is None:  # not written to files yet
-                        newest.checkpoint()
-                        newest.count()  # the job that writes it (from the cache)
-                    stale.extend(stream._note_checkpoints())
-                self._write_checkpoint(self._generator.last_generated_ms)
-        except Exception:  # noqa: BLE001 - stopping must go on; recovery recomputes instead
-            log.exception("graceful stop: could not checkpoint the newest state")
-            return
-        for path in stale:
-            storage.remove_tree(path)
-        log.info("graceful stop: the newest state of every stateful stream is checkpointed")
-
 
 def _upgrade_requested() -> bool:
     """``spark.sluicegate.streaming.upgrade`` in the active SparkContext's
@@ -254,6 +227,15 @@ def _upgrade_requested() -> bool:
         return cfg.parse_bool(value)
     except ValueError:
         raise ValueError(f"{metadata.UPGRADE_KEY} must be true or false, got {value!r}") from None
+
+
+def _configure_storage(directory: str) -> None:
+    """Reading a remote checkpoint may come before any SparkContext configured the file
+    systems (``getOrCreate`` recovers the configuration from the checkpoint): until one
+    does, the options come from the environment's configuration (``SLUICEGATE_CONF_*``,
+    system properties)."""
+    if storage.is_remote(directory) and not storage.is_configured():
+        storage.configure(dict(SparkConf().getAll()))
 
 
 def _call_setup(setupFunc: Callable[[], "StreamingContext"]) -> "StreamingContext":

@@ -21,11 +21,13 @@ import uuid
 from typing import Any, Callable, Iterable
 
 from sluicegate.common import config as cfg
+from sluicegate.common import constants
 from sluicegate.common import storage
 from sluicegate.common.accumulators import Accumulator, AccumulatorParam, default_param
 from sluicegate.common.auth import (
     SecurityError, is_loopback, new_secret, read_secret_file, resolve_secret)
 from sluicegate.common.broadcast import Broadcast, block_id as broadcast_block_id
+from sluicegate.common.constants import VERSION
 from sluicegate.common.protocol import plan as p
 from sluicegate.common.serializer import SerializationError, dump_records, load_records
 
@@ -46,7 +48,6 @@ from .job_control import JobControl, LocalProperties
 
 log = logging.getLogger("sluicegate.driver")
 
-VERSION = "0.1.0"
 DEFAULT_APP_NAME = "pyspark-shell"  # PySpark's name for an application not given one
 
 _SPARK_5063 = (
@@ -63,8 +64,8 @@ def parse_master(master: str, conf: dict) -> MasterSpec:
     cluster = _CLUSTER.match(master.strip())
     if cluster:
         return MasterSpec("cluster", service_endpoint=f"tcp://{cluster.group(1)}:{cluster.group(2)}",
-                          job_id=os.environ.get("SLUICEGATE_JOB_ID") or f"app-{os.getpid()}-{int(time.time())}",
-                          cores=int(os.environ.get("SLUICEGATE_CORES") or conf.get("spark.cores.max", 0)))
+                          job_id=os.environ.get(constants.ENV_JOB_ID) or f"app-{os.getpid()}-{int(time.time())}",
+                          cores=int(os.environ.get(constants.ENV_CORES) or conf.get("spark.cores.max", 0)))
     executors, failures = parse_local_master(master)
     return MasterSpec("local", executors=executors, max_failures=failures)
 
@@ -85,6 +86,35 @@ def parse_local_master(master: str) -> tuple[int, int | None]:
     if n < 1:
         raise ValueError(f"Master {master!r} asks for {n} executors; at least 1 is needed")
     return n, (int(failures) if failures else None)
+
+
+def _job_conf(conf: SparkConf | None, master: str | None, app_name: str | None,
+              environment: dict[str, str] | None) -> SparkConf:
+    """A new context's configuration: ``conf`` with the constructor's arguments, what a
+    cluster running a submitted script decides, then PySpark's defaults."""
+    job_conf = conf.copy() if conf is not None else SparkConf()
+    if master:
+        job_conf.setMaster(master)
+    if app_name:
+        job_conf.setAppName(app_name)
+    for key, value in (environment or {}).items():
+        job_conf.setExecutorEnv(key, value)
+    # A cluster that runs a submitted script decides where it runs, and how.
+    override = os.environ.get(constants.ENV_MASTER)
+    if override:
+        job_conf.setMaster(override)
+        for env, key in ((constants.ENV_SECRET_FILE, cfg.SECRET_FILE),
+                         (constants.ENV_BIND_HOST, cfg.DRIVER_BIND_ADDRESS)):
+            if os.environ.get(env):
+                job_conf.set(key, os.environ[env])
+        if os.environ.get(constants.ENV_APP_NAME) and not job_conf.contains(cfg.APP_NAME):
+            job_conf.setAppName(os.environ[constants.ENV_APP_NAME])
+    if not job_conf.contains(cfg.MASTER):
+        # As a pip-installed PySpark does (spark-submit's default).
+        job_conf.setMaster("local[*]")
+    if not job_conf.contains(cfg.APP_NAME):
+        job_conf.setAppName(DEFAULT_APP_NAME)
+    return job_conf
 
 
 def _max_task_failures(master: MasterSpec, conf: dict) -> int:
@@ -124,46 +154,15 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
                     "Cannot run multiple SparkContexts at once; existing "
                     f"SparkContext(app={active.appName}, master={active.master}) created by "
                     f"{active._callsite}")
-            self._conf = conf.copy() if conf is not None else SparkConf()
-            if master:
-                self._conf.setMaster(master)
-            if appName:
-                self._conf.setAppName(appName)
-            for key, value in (environment or {}).items():
-                self._conf.setExecutorEnv(key, value)
-            # A cluster that runs a submitted script decides where it runs, and how.
-            override = os.environ.get("SLUICEGATE_MASTER")
-            if override:
-                self._conf.setMaster(override)
-                for env, key in (("SLUICEGATE_SECRET_FILE", cfg.SECRET_FILE),
-                                 ("SLUICEGATE_BIND_HOST", cfg.DRIVER_BIND_ADDRESS)):
-                    if os.environ.get(env):
-                        self._conf.set(key, os.environ[env])
-                if os.environ.get("SLUICEGATE_APP_NAME") and not self._conf.contains(cfg.APP_NAME):
-                    self._conf.setAppName(os.environ["SLUICEGATE_APP_NAME"])
-            if not self._conf.contains(cfg.MASTER):
-                # As a pip-installed PySpark does (spark-submit's default).
-                self._conf.setMaster("local[*]")
-            if not self._conf.contains(cfg.APP_NAME):
-                self._conf.setAppName(DEFAULT_APP_NAME)
+            self._conf = _job_conf(conf, master, appName, environment)
             self.master = self._conf.get(cfg.MASTER)
             self.appName = self._conf.get(cfg.APP_NAME)
-            self.sparkHome = sparkHome
-            self.pythonExec = os.environ.get("PYSPARK_PYTHON", "python3")
-            self.pythonVer = "%d.%d" % sys.version_info[:2]
-            # As PySpark's attributes; records travel as sluicegate chooses whatever they say.
-            unbatched = serializer if serializer is not None else CPickleSerializer()
-            self.serializer = (AutoBatchedSerializer(unbatched) if batchSize == 0
-                               else BatchedSerializer(unbatched, batchSize))
-            self.profiler_collector = None  # spark.python.profile is not supported
-            self.environment = {k[len("spark.executorEnv."):]: v for k, v in self._conf.getAll()
-                                if k.startswith("spark.executorEnv.")}
+            self._set_pyspark_attributes(sparkHome, serializer, batchSize)
             self._start_time = int(time.time() * 1000)
             self._callsite = _callsite()
             conf_dict = self._conf.as_dict()
             master_spec = parse_master(self.master, conf_dict)
             self._application_id = master_spec.job_id or f"local-{self._start_time}"
-            max_failures = _max_task_failures(master_spec, conf_dict)
             self._closures = ClosureRegistry()
             self._rdd_ids = itertools.count(0)
             self._shuffle_ids = itertools.count(0)
@@ -175,24 +174,44 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
             self._local_properties = LocalProperties()  # per thread, as PySpark's
             self._stopped = False
             self._stop_hooks: list[Callable[[], None]] = []  # e.g. a StreamingContext on it
-            self._ui = None
-            self._runtime = DriverRuntime(conf_dict, master_spec, _secret(conf_dict, master_spec),
-                                          self._closures, self._apply_accumulator_updates,
-                                          max_failures, self.appName)
-            self._runtime.start()
-            try:
-                self._metrics = AppMetrics(lambda: len(self._runtime.endpoint.registry.alive()))
-                self._runtime.status.listeners.append(self._metrics)
-                self._ui = self._start_ui(conf_dict)
-                self._start_files(pyFiles)
-            except BaseException:  # e.g. a refused UI bind address: no executors left behind
-                if self._ui is not None:
-                    self._ui.stop()
-                self._stop_files()
-                self._runtime.stop()
-                raise
+            self._start_runtime(conf_dict, master_spec, pyFiles)
             SparkContext._active_spark_context = self
             atexit.register(self._stop_at_exit)
+
+    def _set_pyspark_attributes(self, spark_home: str | None, serializer: Any,
+                                batch_size: int) -> None:
+        """PySpark's public attributes; records travel as sluicegate chooses whatever
+        they say."""
+        self.sparkHome = spark_home
+        self.pythonExec = os.environ.get("PYSPARK_PYTHON", "python3")
+        self.pythonVer = "%d.%d" % sys.version_info[:2]
+        unbatched = serializer if serializer is not None else CPickleSerializer()
+        self.serializer = (AutoBatchedSerializer(unbatched) if batch_size == 0
+                           else BatchedSerializer(unbatched, batch_size))
+        self.profiler_collector = None  # spark.python.profile is not supported
+        self.environment = {k[len("spark.executorEnv."):]: v for k, v in self._conf.getAll()
+                            if k.startswith("spark.executorEnv.")}
+
+    def _start_runtime(self, conf_dict: dict, master_spec: MasterSpec,
+                       py_files: list[str] | None) -> None:
+        """Start the executors and the driver's event loop, the metrics, the status
+        pages and the job's files; if any fails, stop what started."""
+        self._ui = None
+        self._runtime = DriverRuntime(conf_dict, master_spec, _secret(conf_dict, master_spec),
+                                      self._closures, self._apply_accumulator_updates,
+                                      _max_task_failures(master_spec, conf_dict), self.appName)
+        self._runtime.start()
+        try:
+            self._metrics = AppMetrics(lambda: len(self._runtime.endpoint.registry.alive()))
+            self._runtime.status.listeners.append(self._metrics)
+            self._ui = self._start_ui(conf_dict)
+            self._start_files(py_files)
+        except BaseException:  # e.g. a refused UI bind address: no executors left behind
+            if self._ui is not None:
+                self._ui.stop()
+            self._stop_files()
+            self._runtime.stop()
+            raise
 
     # -- lifecycle -----------------------------------------------------------------
     @classmethod
@@ -319,8 +338,8 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
         # The port moves on (4041, 4042, ...) when 4040 is taken: printing it is the only way
         # a user learns where this application's pages are. Quiet runs stay quiet, and a
         # submitted job's `sluicegate submit` prints it (the service tells it).
-        if (cfg.get_setting(conf, cfg.PROGRESS) and os.environ.get("SLUICEGATE_QUIET") != "1"
-                and not os.environ.get("SLUICEGATE_JOB_ID")):
+        if (cfg.get_setting(conf, cfg.PROGRESS) and os.environ.get(constants.ENV_QUIET) != "1"
+                and not os.environ.get(constants.ENV_JOB_ID)):
             print(f"sluicegate: {self.appName} ({self.applicationId}): status pages at {server.url}",
                   file=sys.stderr, flush=True)
         return server
@@ -427,9 +446,7 @@ class SparkContext(FileDistribution, JobControl, HadoopInputs):
         if destroy:
             self._runtime.drop_driver_blocks([block])
         else:
-            self._runtime.endpoint.post(lambda: (
-                self._runtime.dag.block_locations.remove_where(lambda b: b == block),
-                self._runtime.endpoint.drop_blocks(block_ids=[block])))
+            self._runtime.unpersist_blocks([block])
 
     def accumulator(self, value: Any, accum_param: AccumulatorParam | None = None) -> Accumulator:
         """A variable tasks add to; its value is read on the driver."""

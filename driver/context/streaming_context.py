@@ -1,10 +1,12 @@
 """StreamingContext: the entry point of a streaming application (PySpark's API).
 
-It owns the DStream graph, the receivers, the job generator (a timer at
-every batch time) and the batch runner. Each batch: receivers' blocks are
-claimed, every output operation builds its RDDs and becomes a job, the jobs
-run in order on the SparkContext's executors, listeners hear about it, and
-RDDs that fell out of the remember window are forgotten.
+A facade: it defines the DStream graph (inputs, transformations, outputs),
+holds the application's settings (checkpoint directory, remember duration,
+listeners), and starts and stops the streaming scheduler
+(``streaming_scheduler.JobScheduler``), which generates every batch, runs its
+output jobs, cleans up after it and writes the metadata checkpoints. Here too:
+the wiring to this SparkContext's cluster -- receivers in processes of their
+own, streaming dynamic allocation, the status pages and metrics.
 """
 from __future__ import annotations
 
@@ -17,36 +19,33 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-import cloudpickle
-
 from sluicegate.common import config as cfg
+from sluicegate.common import constants
 from sluicegate.common import storage
 from sluicegate.common.storagelevel import StorageLevel
 
 from ..checkpoint import metadata
 from ..checkpoint.wal import ReceivedBlockLog
+from ..cluster.receiver_link import RemoteReceiverSupervisor
+from ..cluster.scaling import ExecutorScaler
 from ..dstream.base import DStream
 from ..dstream.graph import DStreamGraph
-from ..dstream.inputs import CheckpointUnsupported, FileInput, QueueInput, ReceiverInput
+from ..dstream.inputs import FileInput, QueueInput, ReceiverInput
 from ..dstream.ops import Transformed, duration_ms
 from ..rdd.base import RDD
-from ..receivers.received_blocks import ReceivedBlock
 from ..receivers.receiver import Receiver
 from ..receivers.socket_text import SocketTextReceiver
 from ..receivers.supervisor import ReceiverTracker
-from ..scheduler.batch_runner import Batch, BatchRunner, now_ms
-from ..scheduler.clock import SystemClock
-from ..cluster.receiver_link import RemoteReceiverSupervisor
-from ..cluster.scaling import ExecutorScaler
-from ..scheduler.allocation_manager import AllocationManager, AllocationSettings
-from ..scheduler.flow_control import FlowControl
-from ..scheduler.job_generator import JobGenerator, first_batch_time
-from ..scheduler.streaming_listener import (
-    BatchInfo, OutputOperationInfo, StreamInputInfo, StreamingListener, StreamingListenerBus,
-    StreamingListenerStreamingStarted)
 from ..status.listener import ConsoleProgress, StatusListener
+from ..streaming_scheduler.allocation_manager import AllocationManager, AllocationSettings
+from ..streaming_scheduler.batch_runner import now_ms
+from ..streaming_scheduler.checkpoint_writer import CheckpointTarget, without_secrets
+from ..streaming_scheduler.clock import SystemClock
+from ..streaming_scheduler.job_scheduler import JobScheduler
+from ..streaming_scheduler.streaming_listener import (
+    BatchInfo, StreamingListener, StreamingListenerBus, StreamingListenerStreamingStarted)
 from .recovery import Recovery
-from .spark_context import VERSION, SparkContext
+from .spark_context import SparkContext
 
 log = logging.getLogger("sluicegate.streaming")
 
@@ -69,40 +68,34 @@ class StreamingContext(Recovery):
             raise ValueError("batchDuration (seconds) must be given")
         self._sc = sparkContext
         self._batch_ms = duration_ms(batchDuration, "batchDuration")
-        self._graph = DStreamGraph(self._batch_ms)
         self._clock = clock or SystemClock()
         self._state = INITIALIZED
         conf = sparkContext._conf.as_dict()
         self._conf = conf
-        self._bus = StreamingListenerBus()
+        runtime = sparkContext._runtime
+        bus = StreamingListenerBus()
         self._receivers = ReceiverTracker(
-            self._store_block, sparkContext._runtime.drop_driver_blocks, self._bus,
+            runtime.drop_driver_blocks, bus,
             block_interval_s=cfg.get_setting(conf, cfg.STREAMING_BLOCK_INTERVAL),
             max_rate=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_MAX_RATE),
             restart_delay_s=cfg.get_setting(conf, cfg.STREAMING_RECEIVER_RESTART_DELAY),
-            spread=lambda: sparkContext._runtime.total_cores, conf=conf)
+            spread=lambda: runtime.total_cores, conf=conf)
+        self._scheduler = JobScheduler(
+            batch_ms=self._batch_ms, graph=DStreamGraph(self._batch_ms), clock=self._clock, bus=bus,
+            receivers=self._receivers, conf=conf, store_input_block=runtime.store_input_block,
+            on_error=self._report_error, local_properties=sparkContext._local_properties)
         self._stream_ids = itertools.count(0)
-        self._runner = BatchRunner(cfg.get_setting(conf, cfg.STREAMING_CONCURRENT_JOBS), self._bus,
-                                   self._batch_done, self._report_error, self._tag_jobs)
-        # Backpressure, bounded receiver buffers, the cap on queued batches.
-        self._flow = FlowControl(conf, self._batch_ms, lambda: self._runner.pending_batches,
-                                 self._runner.wait_for_fewer)
         self._flow_metrics = None
         self._allocation: AllocationManager | None = None  # streaming dynamic allocation
-        self._generator = JobGenerator(self._clock, self._batch_ms, self._generate_batch,
-                                       self._flow.wait_for_batch_room)
-        self._bus.add(StatusListener(sparkContext._runtime.status))
-        if cfg.get_setting(conf, cfg.PROGRESS) and os.environ.get("SLUICEGATE_QUIET") != "1":
-            self._bus.add(ConsoleProgress(self._batch_ms))
+        bus.add(StatusListener(runtime.status))
+        if cfg.get_setting(conf, cfg.PROGRESS) and os.environ.get(constants.ENV_QUIET) != "1":
+            bus.add(ConsoleProgress(self._batch_ms))
         self._error: BaseException | None = None
         self._changed = threading.Condition()
         self._checkpoint_dir: str | None = None
-        self._metadata_checkpoints = False
         self._fingerprint = ""
         self._recovered: metadata.StreamingCheckpoint | None = None
         self._clock_ref: metadata.ClockRef | None = None  # the clock, as checkpoints hold it
-        self._pending: set[int] = set()
-        self._graph_lock = threading.RLock()  # generation, cleanup and checkpoints take turns
         self._old_signal_handlers: dict[int, Any] = {}
         self._stop_lock = threading.Lock()
         sparkContext._stop_hooks.append(self._on_spark_context_stop)
@@ -115,6 +108,11 @@ class StreamingContext(Recovery):
     @property
     def batch_duration_ms(self) -> int:
         return self._batch_ms
+
+    @property
+    def _graph(self) -> DStreamGraph:
+        """The DStream graph (the scheduler runs it; recovery replaces it)."""
+        return self._scheduler.graph
 
     def _check_can_define(self) -> None:
         if self._state != INITIALIZED:
@@ -142,38 +140,13 @@ class StreamingContext(Recovery):
             self._graph.validate()
             self._before_start()
             self._start_flow_control()
-            first = first_batch_time(self._clock.now_ms(), self._batch_ms)
-            rerun: list[int] = []
-            if self._recovered is not None:
-                checkpoint = self._recovered
-                self._graph.start(checkpoint.zero_ms)
-                if self._receivers.wal is None:
-                    lost = self._receivers.blocks.forget_all_blocks()
-                    if lost:
-                        log.warning("recovery: %d received blocks died with the driver and are "
-                                    "skipped; enable spark.streaming.receiver.writeAheadLog.enable "
-                                    "to keep them", lost)
-                restored = self._receivers.reload_from_log(self._store_block)
-                downtime = range(checkpoint.time_ms + self._batch_ms, first, self._batch_ms)
-                rerun = sorted({t for t in checkpoint.pending_ms if t < first} | set(downtime))
-                log.warning("recovery: %d blocks back from the write-ahead log; re-running %d "
-                            "batches", restored, len(rerun))
-            else:
-                self._graph.start(first - self._batch_ms)
-                for stream in self._graph.inputs:
-                    stream._op.start(stream)
-            self._bus.start()
-            self._runner.start()
-            for time_ms in rerun:
-                self._generate_batch(time_ms)
-            self._receivers.start()
-            self._generator.start(first)
+            first = self._scheduler.start(self._recovered)
             self._state = ACTIVE
             StreamingContext._activeContext = self
             self._install_signal_handlers()
         self._sc._runtime.status.streaming_started(self._batch_ms)
         self._sc._metrics.batch_interval_ms = self._batch_ms
-        self._bus.post(StreamingListenerStreamingStarted(now_ms()))
+        self._scheduler.bus.post(StreamingListenerStreamingStarted(now_ms()))
         log.info("streaming started: batches every %d ms from %d", self._batch_ms, first)
 
     def _isolate_receivers(self) -> None:
@@ -200,23 +173,22 @@ class StreamingContext(Recovery):
             self._allocation = AllocationManager(
                 AllocationSettings.from_conf(self._conf, scaler.max_executors), self._batch_ms,
                 scaler)
-            self._bus.add(self._allocation)
+            self._scheduler.bus.add(self._allocation)
             self._allocation.start()
-        self._flow.attach(self._receivers.supervisors, self._graph.input_ops(), self._bus.add)
-        status = self._sc._runtime.status
-        status.flow = self._flow.describe
+        flow = self._scheduler.flow
+        self._sc._runtime.status.flow = flow.describe
         metrics = getattr(self._sc, "_metrics", None)
         if metrics is not None and self._flow_metrics is None:
-            self._flow_metrics = self._flow.metrics()
+            self._flow_metrics = flow.metrics()
             metrics.registry.register(self._flow_metrics)
 
     def _stop_flow_control(self) -> None:
-        self._flow.stop()
         if self._allocation is not None:
             self._allocation.stop()
+        flow = self._scheduler.flow
         status = self._sc._runtime.status
-        if status.flow == self._flow.describe:  # the pages keep its last state, not this context
-            last = self._flow.describe()
+        if status.flow == flow.describe:  # the pages keep its last state, not this context
+            last = flow.describe()
             status.flow = lambda: last
         metrics = getattr(self._sc, "_metrics", None)
         if metrics is not None and self._flow_metrics is not None:
@@ -246,19 +218,16 @@ class StreamingContext(Recovery):
         if wal:
             self._receivers.wal = ReceivedBlockLog(self._checkpoint_dir)
         for stream in streams:  # initial states must be files a checkpoint can point at
-            initial = getattr(stream._op, "initial", None)
+            initial = stream._op.initial
             if isinstance(initial, RDD) and not initial.isCheckpointed():
                 initial.checkpoint()
                 initial.count()
-        try:
-            cloudpickle.dumps(self._checkpoint_record(0))
-            self._metadata_checkpoints = True
-        except CheckpointUnsupported as exc:
-            log.warning("metadata checkpointing is off, so getOrCreate cannot recover this "
-                        "context: %s", exc)
-        except Exception as exc:  # noqa: BLE001 - name what cannot be serialized
-            raise ValueError("DStream checkpointing has been enabled but the DStreams with their "
-                             f"functions are not serializable: {type(exc).__name__}: {exc}") from exc
+        if self._clock_ref is None and not isinstance(self._clock, SystemClock):
+            self._clock_ref = metadata.ClockRef(self._clock)
+        self._scheduler.enable_checkpoints(CheckpointTarget(
+            directory=str(self._checkpoint_dir), fingerprint=self._fingerprint,
+            app_name=self._sc.appName, conf=without_secrets(self._conf), batch_ms=self._batch_ms,
+            wal_enabled=self._receivers.wal is not None, clock=self._clock_ref))
 
     def awaitTermination(self, timeout: float | None = None) -> None:
         """Wait for the context to stop; raise the error of the latest failed batch
@@ -289,15 +258,7 @@ class StreamingContext(Recovery):
         state, so a restart or an upgrade starts from exactly there)."""
         with self._stop_lock:
             if self._state == ACTIVE:
-                if stopGraceFully:
-                    self._stop_gracefully()
-                else:
-                    self._generator.stop()
-                    self._receivers.stop()
-                self._runner.stop()
-                if stopGraceFully:
-                    self._savepoint()
-                self._bus.stop()
+                self._scheduler.stop(graceful=stopGraceFully)
                 self._stop_flow_control()
                 for op in self._graph.input_ops():  # inputs with connections (Kafka) close them
                     if hasattr(op, "close"):
@@ -316,25 +277,6 @@ class StreamingContext(Recovery):
         if stopSparkContext:
             self._sc.stop()
         log.info("streaming stopped%s", " gracefully" if stopGraceFully else "")
-
-    def _stop_gracefully(self) -> None:
-        self._receivers.stop()  # the last buffered records become blocks now
-        flushed_at = self._clock.now_ms()
-        timeout_s = cfg.get_setting(self._conf, cfg.STREAMING_GRACEFUL_STOP_TIMEOUT)
-        if timeout_s is None:  # Spark's ten batch durations, but never under 10 s:
-            timeout_s = max(10.0, 10 * self._batch_ms / 1000.0)  # tiny batches on a busy host
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            generated = self._generator.last_generated_ms
-            if generated is not None and generated >= flushed_at and \
-                    not self._receivers.blocks.has_unallocated():
-                break
-            time.sleep(0.01)
-        else:
-            log.warning("graceful stop: received data not claimed by a batch within %.0fs", timeout_s)
-        self._generator.stop()
-        if not self._runner.wait_idle(timeout_s):
-            log.warning("graceful stop: batches still running after %.0fs", timeout_s)
 
     def _on_spark_context_stop(self) -> None:
         if self._state == ACTIVE:
@@ -365,81 +307,10 @@ class StreamingContext(Recovery):
             signal.signal(signum, handler)
         self._old_signal_handlers.clear()
 
-    # -- batches -------------------------------------------------------------------------------
-    def _generate_batch(self, time_ms: int) -> None:
-        with self._graph_lock:
-            receiver_ids = [op.stream_id for op in self._graph.input_ops()
-                            if isinstance(op, ReceiverInput)]
-            self._receivers.blocks.allocate(time_ms, receiver_ids)
-            try:
-                jobs = self._graph.generate_jobs(time_ms)
-            except Exception as exc:  # noqa: BLE001 - user code ran while building the batch
-                log.error("batch %s could not be generated: %s", time_ms, exc)
-                self._report_error(exc)
-                jobs = []
-            info = BatchInfo(time_ms, now_ms())  # submitted once its jobs exist, as in Spark
-            for op in self._graph.input_ops():
-                if op.reports_input_info:
-                    notes = getattr(op, "input_metadata", None)  # e.g. a Kafka batch's offsets
-                    info.input_infos[op.stream_id] = StreamInputInfo(
-                        op.stream_id, op.num_records(time_ms), self._flow.input_metadata(
-                            op.stream_id, notes(time_ms) if notes
-                            else self._receivers.input_metadata(time_ms, op.stream_id)))
-                else:
-                    info.unreported_records += op.num_records(time_ms)
-            for op, _ in jobs:
-                info.output_infos[op.output_id] = OutputOperationInfo(time_ms, op.output_id, op.name,
-                                                                      op.description)
-            self._pending.add(time_ms)
-            self._write_checkpoint(time_ms)
-        self._runner.submit(Batch(info, [(op.output_id, job) for op, job in jobs]))
-
-    def _batch_done(self, batch: Batch) -> None:
-        self._flow.batch_done(batch.time_ms, self._receivers.blocks.blocks_of)
-        with self._graph_lock:
-            self._graph.clear_old(batch.time_ms)
-            stale: list[str] = []
-            for stream in self._graph.all_streams():
-                stale.extend(stream._note_checkpoints())
-            self._pending.discard(batch.time_ms)
-            self._write_checkpoint(self._generator.last_generated_ms or batch.time_ms)
-        for path in stale:
-            storage.remove_tree(path)  # a local directory or a URL
-
-    # -- metadata checkpoints ---------------------------------------------------------------------
-    def _checkpoint_record(self, time_ms: int) -> "metadata.StreamingCheckpoint":
-        batches, unallocated, last_metadata = self._receivers.blocks.snapshot()
-        conf = {k: v for k, v in self._conf.items()
-                if not any(word in k.lower() for word in ("secret", "token", "password"))}
-        if self._clock_ref is None and not isinstance(self._clock, SystemClock):
-            self._clock_ref = metadata.ClockRef(self._clock)
-        return metadata.StreamingCheckpoint(
-            VERSION, self._fingerprint, self._sc.appName, conf, self._batch_ms,
-            self._graph.zero_ms or 0, time_ms, sorted(self._pending), self._graph, batches,
-            unallocated, last_metadata, str(self._checkpoint_dir), self._receivers.wal is not None,
-            self._clock_ref)
-
-    def _write_checkpoint(self, time_ms: int) -> None:
-        if not self._metadata_checkpoints:
-            return
-        try:
-            metadata.write(self._checkpoint_dir, self._checkpoint_record(time_ms))
-        except Exception:  # noqa: BLE001 - a failed checkpoint must not stop the stream
-            log.exception("could not write the metadata checkpoint for batch %s", time_ms)
-
-    def _tag_jobs(self, batch_ms: int | None, output_id: int | None,
-                  description: str | None = None) -> None:
-        tags = self._sc._runtime.job_tags
-        tags.batch_ms, tags.output_id, tags.description = batch_ms, output_id, description
-
     def _report_error(self, error: BaseException) -> None:
         with self._changed:
             self._error = error
             self._changed.notify_all()
-
-    def _store_block(self, block: ReceivedBlock) -> None:
-        self._flow.block_stored(block.stream_id, block.block_id, len(block.data), block.num_records)
-        self._sc._runtime.store_input_block(block.block_id, block.data)
 
     # -- inputs ---------------------------------------------------------------------------------
     def _input(self, op) -> DStream:
@@ -513,12 +384,12 @@ class StreamingContext(Recovery):
         self._sc.setCheckpointDir(self._checkpoint_dir)
 
     def addStreamingListener(self, streamingListener: StreamingListener) -> None:
-        self._bus.add(streamingListener)
+        self._scheduler.bus.add(streamingListener)
 
     @property
     def completed_batches(self) -> list[BatchInfo]:
         """Recently completed batches, oldest first (status pages, tests)."""
-        return list(self._runner.completed)
+        return list(self._scheduler.runner.completed)
 
 
 def _union_rdds(time, *rdds):

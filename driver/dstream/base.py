@@ -36,6 +36,9 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
     """A Discretized Stream (PySpark's ``DStream``): a continuous sequence of
     RDDs of the same type, one per batch interval."""
 
+    # The state stream behind the stream mapWithState returns (for stateSnapshots).
+    _state_stream: "DStream | None" = None
+
     def __init__(self, ssc: "StreamingContext", op: StreamOp):
         ssc._check_can_define()
         self._ssc = ssc
@@ -78,9 +81,8 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
     def _checkpoint_paths(self) -> set[str]:
         """The checkpoint directories this stream's restored state lives in."""
         paths = {ref.path for ref in self._checkpointed.values()}
-        initial = getattr(self._op, "initial", None)
-        if isinstance(initial, CheckpointedRDD):
-            paths.add(initial.path)
+        if isinstance(self._op.initial, CheckpointedRDD):
+            paths.add(self._op.initial.path)
         return paths
 
     def _note_checkpoints(self) -> list[str]:
@@ -141,8 +143,7 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
 
     def _shape(self) -> dict:
         """What kind of stream this is, for the graph's shape (see DStreamGraph.shape)."""
-        kind, params = self._op.shape() if hasattr(self._op, "shape") else \
-            (type(self._op).__name__, {})
+        kind, params = self._op.shape()
         return {"op": kind, "params": params, "slide_ms": self._slide_ms,
                 "checkpoint_ms": self._effective_checkpoint_interval_ms()}
 
@@ -189,17 +190,13 @@ class DStream(StatelessOperations, PairOperations, WindowOperations, StatefulOpe
             old = [t for t in self._generated if t <= threshold]
             forgotten = [(t, self._generated.pop(t)) for t in old]
             still_held = {id(r) for r in self._generated.values() if r is not None}
-            forget = getattr(self._op, "forget", None)
             for t, rdd in forgotten:
                 if rdd is not None and id(rdd) not in still_held and rdd.id() in self._owned:
                     self._owned.discard(rdd.id())
                     if rdd.is_cached:
                         rdd.unpersist()
-                if forget is not None:
-                    forget(self, t, rdd)
-            clear_before = getattr(self._op, "clear_before", None)
-            if clear_before is not None:
-                clear_before(self, threshold)
+                self._op.forget(self, t, rdd)
+            self._op.clear_before(self, threshold)
         for parent in self._parents:
             parent._clear_old(time_ms)
 

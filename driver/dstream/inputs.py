@@ -9,7 +9,8 @@
   an object's signature is its size and ETag, and a listing that fails finds
   nothing new that batch (as Spark's FileInputDStream).
 * ``ReceiverInput`` -- socketTextStream / receiverStream: the blocks its
-  receiver produced before the batch time.
+  receiver produced before the batch time, read through the ``ReceivedBlocks``
+  the streaming scheduler hands it at start (``use_blocks``).
 
 Operators reach the context through the stream at compute time and hold no
 SparkContext or RDD themselves, so the graph can be checkpointed; what they
@@ -34,6 +35,7 @@ log = logging.getLogger("sluicegate.streaming")
 if TYPE_CHECKING:
     from ..rdd.base import RDD
     from ..receivers.receiver import Receiver
+    from ..streaming_scheduler.block_tracker import ReceivedBlocks
     from .base import DStream
 
 
@@ -226,7 +228,6 @@ class FileInput(InputOp):
         super().forget(stream, time_ms, rdd)
         self.files_by_batch.pop(time_ms, None)
 
-
     def _remembered_times(self) -> set[int]:
         return super()._remembered_times() | set(self.files_by_batch)
 
@@ -242,6 +243,9 @@ class FileInput(InputOp):
 class ReceiverInput(InputOp):
     # Its blocks and their claims are in the received-block tracker, restored apart.
     position_attributes = ("block_ids_by_batch",)
+    # The received-block tracker, as the streaming scheduler hands it over at start;
+    # never checkpointed (a recovered context hands over its own).
+    blocks: "ReceivedBlocks | None" = None
 
     def __init__(self, batch_ms: int, stream_id: int, receiver: "Receiver"):
         super().__init__(batch_ms, stream_id)
@@ -249,23 +253,32 @@ class ReceiverInput(InputOp):
         self.block_ids_by_batch: dict[int, list[str]] = {}
         self.restored_batches: set[int] = set()  # claimed before a recovery (see clear_before)
 
+    def use_blocks(self, blocks: "ReceivedBlocks") -> None:
+        """Read the blocks each batch claimed from ``blocks`` (the streaming scheduler's)."""
+        self.blocks = blocks
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("blocks", None)
+        return state
+
     def compute(self, stream: "DStream", time_ms: int):
-        infos = stream._ssc._receivers.blocks.blocks_of(time_ms, self.stream_id)
+        infos = self.blocks.blocks_of(time_ms, self.stream_id)
         self.records_by_batch[time_ms] = sum(i.num_records for i in infos)
         ids = [i.block_id for i in infos]
         self.block_ids_by_batch[time_ms] = ids
         return stream._sc._blocks_rdd(ids) if ids else stream._sc.emptyRDD()
 
-
     def forget(self, stream: "DStream", time_ms: int, rdd) -> None:
         super().forget(stream, time_ms, rdd)
-        stream._ssc._receivers.forget_batch(time_ms, self.stream_id)  # and its WAL files
+        if self.blocks is not None:  # never started: it holds no blocks
+            self.blocks.forget_batch(time_ms, self.stream_id)  # and their WAL files
         self.block_ids_by_batch.pop(time_ms, None)
         self.restored_batches.discard(time_ms)
 
     def _remembered_times(self) -> set[int]:
         return (super()._remembered_times() | set(self.block_ids_by_batch)
-                | getattr(self, "restored_batches", set()))
+                | self.restored_batches)
 
     def shape(self) -> tuple[str, dict]:
         return "receiverStream", {"receiver": type(self.receiver).__qualname__}

@@ -12,19 +12,38 @@ from typing import TYPE_CHECKING, Callable
 from ..rdd.base import RDD
 
 if TYPE_CHECKING:
+    from ..checkpoint.rdd_ref import CheckpointedRDD
     from .base import DStream
 
 
 class StreamOp:
-    """How one kind of DStream makes a batch's RDD."""
+    """How one kind of DStream makes a batch's RDD.
+
+    Besides ``compute``, an operator may take part in forgetting old batches
+    (``forget``, ``clear_before``), may start from an ``initial`` RDD that its
+    stream's checkpoint must keep, and names itself for the graph's ``shape``.
+    The defaults here do nothing; they are class attributes, so an operator
+    unpickled from a checkpoint has them too.
+    """
 
     parents: list["DStream"] = []
+    # An RDD (or its checkpoint reference) the operator starts from, whose checkpoint
+    # files recovery must keep; None if it has none.
+    initial: "RDD | CheckpointedRDD | None" = None
 
     def slide_ms(self) -> int:
         return self.parents[0]._slide_ms
 
     def compute(self, stream: "DStream", time_ms: int) -> RDD | None:
         raise NotImplementedError
+
+    def forget(self, stream: "DStream", time_ms: int, rdd: RDD | None) -> None:
+        """Called once for each batch ``stream`` forgets (``rdd`` is what it generated
+        for ``time_ms``, or None): drop what the operator keeps for that batch."""
+
+    def clear_before(self, stream: "DStream", threshold_ms: int) -> None:
+        """Called after ``stream`` forgot every batch up to ``threshold_ms``: drop what
+        the operator still keeps for such batches that this run never generated."""
 
     def parent_remember_ms(self, remember_ms: int) -> int:
         """How long parents must keep RDDs when this stream keeps ``remember_ms``."""
@@ -45,6 +64,10 @@ class Transformed(StreamOp):
 
     ``kind`` and ``params`` name the operation (``"groupByKey"``,
     ``{"numPartitions": None}``) for the graph's shape."""
+
+    # Defaults for operators pickled before they carried a kind (read only).
+    kind = "transform"
+    params: dict = {}
 
     def __init__(self, parents: list["DStream"], func: Callable, kind: str = "transform",
                  params: dict | None = None):
@@ -67,7 +90,7 @@ class Transformed(StreamOp):
         return result
 
     def shape(self) -> tuple[str, dict]:
-        return getattr(self, "kind", "transform"), dict(getattr(self, "params", {}))
+        return self.kind, dict(self.params)
 
 
 def to_datetime(time_ms: int) -> datetime.datetime:

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..rdd.actions import save_text_atomically
-from .ops import to_datetime, to_ms
+from .ops import StreamOp, to_datetime, to_ms
 
 if TYPE_CHECKING:
     from ..rdd.base import RDD
     from .base import DStream
 
 
-class ForEach:
+class ForEach(StreamOp):
     """``func(time, rdd)`` for every batch of ``parent``: an output operation."""
 
     def __init__(self, parent: "DStream", func: Callable, name: str, description: str):
@@ -28,14 +28,8 @@ class ForEach:
         self.description = description
         self.output_id = -1
 
-    def slide_ms(self) -> int:
-        return self.parents[0]._slide_ms
-
     def compute(self, stream, time_ms):
         return None
-
-    def parent_remember_ms(self, remember_ms: int) -> int:
-        return remember_ms
 
     def describe(self) -> str:
         return self.name

@@ -34,7 +34,9 @@ class _WithInitialState(StreamOp):
     """An operator that may start from an initial RDD; in a checkpoint that RDD
     travels as a reference to its checkpoint files."""
 
-    initial: "RDD | CheckpointedRDD | None" = None
+    # The partition count as the user gave it (None: the default); the class default
+    # serves operators pickled before they recorded it.
+    num_partitions: int | None = None
 
     def initial_rdd(self, sc) -> RDD | None:
         if isinstance(self.initial, CheckpointedRDD):
@@ -63,7 +65,7 @@ class StateOp(_WithInitialState):
         self.num_partitions = num_partitions  # as the user gave it (None: the default)
 
     def shape(self) -> tuple[str, dict]:
-        return "updateStateByKey", {"numPartitions": getattr(self, "num_partitions", None),
+        return "updateStateByKey", {"numPartitions": self.num_partitions,
                                     "initialRDD": self.initial is not None}
 
     def compute(self, stream, time_ms):
@@ -136,7 +138,7 @@ class MapWithStateOp(_WithInitialState):
             else spec.num_partitions
 
     def shape(self) -> tuple[str, dict]:
-        return "mapWithState", {"numPartitions": getattr(self, "num_partitions", None),
+        return "mapWithState", {"numPartitions": self.num_partitions,
                                 "timeout_ms": self.timeout_ms,
                                 "initialState": self.initial is not None}
 
@@ -204,7 +206,7 @@ class StatefulOperations:
 
     def stateSnapshots(self: "DStream") -> "DStream":
         """Every ``(key, state)`` after each batch (reads the whole state)."""
-        states = getattr(self, "_state_stream", None)
+        states = self._state_stream
         if states is None:
             raise ValueError("stateSnapshots() is only defined on the stream mapWithState returns")
         return states._derive(lambda t, rdd: rdd.flatMap(tf.state_snapshot, True),

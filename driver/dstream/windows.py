@@ -93,6 +93,9 @@ class ReducedWindowed(Windowed):
     co-partitioned RDDs; ``parent`` is the per-batch reduced stream.
     """
 
+    # The class default serves operators pickled before they recorded it.
+    num_partitions: int | None = None
+
     def __init__(self, parent: "DStream", reduce: Callable, inverse: Callable,
                  window_ms: int, slide_ms: int, num_partitions: int | None = None):
         super().__init__(parent, window_ms, slide_ms)
@@ -102,7 +105,7 @@ class ReducedWindowed(Windowed):
 
     def shape(self) -> tuple[str, dict]:
         return "reduceByKeyAndWindow", {"window_ms": self.window_ms, "slide_ms": self.slide,
-                                        "numPartitions": getattr(self, "num_partitions", None)}
+                                        "numPartitions": self.num_partitions}
 
     def compute(self, stream, time_ms):
         parent = self.parents[0]

@@ -265,8 +265,7 @@ class RDD(Transformations, Actions, PairFunctions, Sampling, Statistics, HadoopO
     def _uncached_partitions(self) -> list[int]:
         runtime = self.ctx._runtime
         blocks = [rdd_block_id(self._id, split) for split in range(self.getNumPartitions())]
-        held = runtime.endpoint.call(
-            lambda: [bool(runtime.dag.block_locations.holders(b)) for b in blocks])
+        held = runtime.blocks_held(blocks)
         return [split for split, is_held in enumerate(held) if not is_held]
 
     def cleanShuffleDependencies(self, blocking: bool = False) -> None:
@@ -292,7 +291,7 @@ class RDD(Transformations, Actions, PairFunctions, Sampling, Statistics, HadoopO
         for shuffle_id in shuffle_ids:
             runtime.drop_shuffle(shuffle_id)
         if blocking and shuffle_ids:
-            runtime.endpoint.call(lambda: None)  # posted work runs in order: the drops are done
+            runtime.wait_for_posted()  # the drops are done
 
     # -- resources and barrier stages ---------------------------------------------------
     def withResources(self, profile: Any) -> "RDD":

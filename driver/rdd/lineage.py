@@ -18,11 +18,11 @@ from sluicegate.common import rdd_funcs, storage
 from sluicegate.common.fileformats import is_splittable
 from sluicegate.common.protocol import plan as p
 
-from ..scheduler.planner import TaskPlanner
 from .dependencies import Dependency, NarrowDependency, ShuffleDependency
 from .partitioner import Partitioner
 
 if TYPE_CHECKING:
+    from ..scheduler.planner import TaskPlanner
     from .base import RDD
 
 
@@ -503,5 +503,8 @@ class MapWithStateBatch(StateBatch):
         self.keep_versions = keep_versions
 
     def node(self, fn, previous, data):
-        return p.MapWithStateNode(fn, self.time_ms, self.timeout_ms, self.keep_versions,
-                                  self.previous_is_state and self.previous is not None, previous, data)
+        return p.MapWithStateNode(
+            fn=fn, time_ms=self.time_ms, timeout_ms=self.timeout_ms,
+            keep_versions=self.keep_versions,
+            previous_is_state=self.previous_is_state and self.previous is not None,
+            previous=previous, data=data)

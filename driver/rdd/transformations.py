@@ -8,7 +8,6 @@ from sluicegate.common import taskfuncs as tf
 
 from . import lineage as lin
 from .barrier import RDDBarrier
-from .partitioner import Partitioner
 
 if TYPE_CHECKING:
     from .base import RDD
@@ -141,7 +140,3 @@ class Transformations:
         together and ``BarrierTaskContext`` is not available.
         """
         return RDDBarrier(self)
-
-    def _with_partitioner(self: "RDD", partitioner: Partitioner) -> "RDD":
-        self.partitioner = partitioner
-        return self

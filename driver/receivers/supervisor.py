@@ -17,15 +17,15 @@ import time
 import traceback
 from typing import Callable
 
-from ..scheduler.streaming_listener import (
-    ReceiverInfo, StreamingListenerBus, StreamingListenerReceiverError,
-    StreamingListenerReceiverStarted, StreamingListenerReceiverStopped)
-from ..checkpoint.wal import ReceivedBlockLog
 from sluicegate.common import config as cfg
 
+from ..checkpoint.wal import ReceivedBlockLog
+from ..streaming_scheduler.block_tracker import ReceivedBlockTracker
+from ..streaming_scheduler.streaming_listener import (
+    ReceiverInfo, StreamingListenerBus, StreamingListenerReceiverError,
+    StreamingListenerReceiverStarted, StreamingListenerReceiverStopped)
 from .received_blocks import (
-    DROPPED_LINES_KEY, INVALID_UTF8_KEY, BlockGenerator, BlockInfo, ReceivedBlock,
-    ReceivedBlockTracker)
+    DROPPED_LINES_KEY, INVALID_UTF8_KEY, BlockGenerator, BlockInfo, ReceivedBlock)
 from .receiver import Receiver
 
 log = logging.getLogger("sluicegate.streaming.receiver")
@@ -144,14 +144,16 @@ class ReceiverTracker:
     """All receivers of a streaming context, and the blocks they produced.
 
     With a write-ahead log a block is on disk before the tracker records it
-    (and before a reliable ``store(list)`` returns to the receiver).
+    (and before a reliable ``store(list)`` returns to the receiver). Where a
+    block goes besides (the driver's copy, an executor) is ``store_block``,
+    which the streaming scheduler sets when it takes the tracker. Receiver
+    inputs read it as their ``ReceivedBlocks`` (``blocks_of``, ``forget_batch``).
     """
 
-    def __init__(self, store_block: Callable[[ReceivedBlock], None],
-                 drop_blocks: Callable[[list[str]], None], bus: StreamingListenerBus,
+    def __init__(self, drop_blocks: Callable[[list[str]], None], bus: StreamingListenerBus,
                  block_interval_s: float, max_rate: int, restart_delay_s: float,
                  spread: Callable[[], int] = lambda: 1, conf: dict | None = None):
-        self.store_block = store_block
+        self.store_block: Callable[[ReceivedBlock], None] = lambda block: None
         self.spread = spread
         self.drop_blocks = drop_blocks
         self.bus = bus
@@ -194,7 +196,13 @@ class ReceiverTracker:
         self.blocks.add(block.stream_id, BlockInfo(block.block_id, block.num_records),
                         block.metadata)
 
+    def blocks_of(self, batch_ms: int, stream_id: int) -> list[BlockInfo]:
+        """The blocks of stream ``stream_id`` that the batch at ``batch_ms`` claimed."""
+        return self.blocks.blocks_of(batch_ms, stream_id)
+
     def forget_batch(self, batch_ms: int, stream_id: int) -> None:
+        """The batch is forgotten: its blocks of the stream go from the driver, the
+        executors and the write-ahead log."""
         ids = [info.block_id for info in self.blocks.forget(batch_ms, stream_id)]
         if ids:
             self.drop_blocks(ids)

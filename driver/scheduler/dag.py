@@ -98,9 +98,11 @@ class DAGScheduler:
             if found is not None:
                 task_set, run = found
                 self.on_task_end(run, TaskFailed(
-                    tid, run.attempt, executor_id, FAIL_EXECUTOR_LOST, "ExecutorLostFailure",
-                    f"executor {executor_id} was lost ({reason})", "", None, None, None,
-                    (now - run.started_s) * 1000.0), task_set.attempt)
+                    task_id=tid, attempt=run.attempt, executor_id=executor_id,
+                    reason=FAIL_EXECUTOR_LOST, error_type="ExecutorLostFailure",
+                    message=f"executor {executor_id} was lost ({reason})", traceback="",
+                    shuffle_id=None, map_id=None, peer_executor=None,
+                    duration_ms=(now - run.started_s) * 1000.0), task_set.attempt)
                 self.progress.task_ended(task_set.stage_id, task_set.attempt, succeeded=False)
                 self._count_failure(task_set, run, FAIL_EXECUTOR_LOST,
                                     f"executor {executor_id} was lost while running the task ({reason})",

@@ -83,7 +83,7 @@ for _name, _part in (("year", "year"), ("month", "month"), ("dayofmonth", "day")
                      ("hour", "hour"), ("minute", "minute"), ("second", "second"),
                      ("dayofweek", "isodow"), ("dayofyear", "dayofyear"),
                      ("weekofyear", "week"), ("quarter", "quarter")):
-    _expr = (f"CAST((date_part('isodow', {{0}}) % 7) + 1 AS INTEGER)" if _name == "dayofweek"
+    _expr = ("CAST((date_part('isodow', {0}) % 7) + 1 AS INTEGER)" if _name == "dayofweek"
              else f"CAST(date_part('{_part}', {{0}}) AS INTEGER)")
     register(Fn(_name, 1, 1, _fixed(T.IntegerType()), (lambda e: lambda c, a: e.format(a[0]))(_expr),
                 coerce=_as_timestamp, nullable=_any_null))

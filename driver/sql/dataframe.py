@@ -290,8 +290,8 @@ class DataFrame:
         if extra:
             if not allowMissingColumns:
                 raise AnalysisException(
-                    f"[NUM_COLUMNS_MISMATCH] UNION can only be performed on inputs with the same "
-                    f"number of columns. SQLSTATE: 42826")
+                    "[NUM_COLUMNS_MISMATCH] UNION can only be performed on inputs with the same "
+                    "number of columns. SQLSTATE: 42826")
             exprs += extra
             left = L.Project(list(self._plan.output) + [Alias(Lit(None, a.dtype), a.name)
                                                          for a in extra], self._plan)

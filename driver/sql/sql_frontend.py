@@ -23,7 +23,7 @@ from .analyzer import Scope, agg_calls, named, output_name, resolve, to_attr
 from .errors import AnalysisException, ParseException
 from .expressions import (Alias, Attr, CaseWhen, Cast, Expr, Lit, SortOrder, Star, UnresolvedAttr,
                           UnresolvedFunction, WindowExpr, WindowSpecDef, expr_key, strip_alias)
-from .join_api import _fresh, build_union
+from .join_api import _fresh, _using_join, build_union
 from .projection import (_generator_output, build_aggregate, build_select, expand_stars,
                          resolve_sort)
 
@@ -280,9 +280,6 @@ class Translator:
             how = "cross"
         using = node.args.get("using")
         if using:
-            from .dataframe import DataFrame
-            from .join_api import _using_join
-            del DataFrame
             return _using_join(left, right, [_ident(u) for u in using], how)
         on = node.args.get("on")
         cond = resolve(self.expr(on), Scope(left.output + right.output)) if on is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import sys
 
-from ..scheduler.streaming_listener import StreamingListener
+from ..streaming_scheduler.streaming_listener import StreamingListener
 from .store import StatusStore
 
 

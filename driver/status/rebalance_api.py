@@ -38,7 +38,7 @@ def answer(service, raw_path: str, headers, body: bytes) -> tuple[int, bytes]:
     if isinstance(cores, bool) or not isinstance(cores, (int, str)) or not str(cores).isdigit():
         return _reply(400, False, f'"cores" must be a whole number, got {cores!r}')
     job_id = match.group(1)
-    ok, message = service.call(lambda: service.rebalance_job(job_id, int(cores)), timeout_s=10.0)
+    ok, message = service.request_rebalance(job_id, int(cores), timeout_s=10.0)
     if ok:
         return _reply(200, True, message)
     return _reply(404 if message.startswith("no job") else 409 if "already" in message else 400,

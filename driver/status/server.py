@@ -20,13 +20,13 @@ import re
 import socket
 import sys
 import threading
-import time
 from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 from . import pages, rebalance_api, spark_api, sql_api
 
@@ -48,6 +48,8 @@ class AppStatusSource:
         self.store = store
         self.metrics = metrics
         self.runtime = runtime
+        self.loop_metrics = CollectorRegistry()
+        self.loop_metrics.register(LoopEventCounts(runtime.endpoint))
 
     def nav(self) -> list[tuple[str, str]]:
         return [("Streaming", "/streaming"), ("Jobs", "/jobs"), ("Workers", "/workers")]
@@ -59,24 +61,10 @@ class AppStatusSource:
         endpoint = self.runtime.endpoint
         if not endpoint.alive:
             return []
-
-        def snapshot():
-            now = time.monotonic()
-            return [{"id": e.executor_id, "host": e.host, "cores": e.cores,
-                     "cores_used": len(e.running), "memory_bytes": e.memory_bytes,
-                     "memory_used": e.memory_used, "rss_bytes": e.rss_bytes, "pid": e.pid,
-                     "running_tasks": len(e.running), "tasks_done": e.tasks_done,
-                     # how long the running task has been going, from the last heartbeat:
-                     # a task stuck in user code shows here
-                     "running_task_ms": max((r[2] for r in e.running_report), default=0),
-                     "tasks_failed": e.tasks_failed, "block_address": e.block_address,
-                     "last_heartbeat_s_ago": round(now - e.last_seen_s, 1),
-                     "state": "ALIVE" if e.alive else f"LOST ({e.lost_reason})"}
-                    for e in endpoint.registry.executors.values()]
-        return endpoint.call(snapshot, timeout_s=5.0)
+        return endpoint.describe_executors(timeout_s=5.0)
 
     def metrics_text(self) -> bytes:
-        return self.metrics.text()
+        return self.metrics.text() + generate_latest(self.loop_metrics)
 
 
 class ServiceStatusSource:
@@ -96,6 +84,7 @@ class ServiceStatusSource:
         for state in ("RUNNING", "FINISHED", "FAILED", "KILLED", "LOST"):
             jobs.labels(state).set_function(
                 lambda s=state: sum(j.state == s for j in list(service.jobs.values())))
+        self.registry.register(LoopEventCounts(service))
 
     def nav(self) -> list[tuple[str, str]]:
         return [("Jobs", "/cluster"), ("Workers", "/workers")]
@@ -104,21 +93,33 @@ class ServiceStatusSource:
         return "/cluster"
 
     def workers(self) -> list[dict]:
-        def snapshot():
-            # running tasks and memory used: as the jobs' drivers report their executors
-            rows = self.service.describe_workers(time.monotonic())
-            for row in rows:
-                row["id"] = row.pop("worker_id")
-                row["state"] = "ALIVE" if row.pop("alive") else row["state"].upper()  # or STOPPED
-            return rows
-        return self.service.call(snapshot, timeout_s=5.0)
+        # running tasks and memory used: as the jobs' drivers report their executors
+        rows = self.service.describe_workers_now(timeout_s=5.0)
+        for row in rows:
+            row["id"] = row.pop("worker_id")
+            row["state"] = "ALIVE" if row.pop("alive") else row["state"].upper()  # or STOPPED
+        return rows
 
     def cluster_jobs(self) -> list[dict]:
-        return self.service.call(lambda: [j.describe() for j in self.service.jobs.values()],
-                                 timeout_s=5.0)
+        return self.service.describe_jobs_now(timeout_s=5.0)
 
     def metrics_text(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class LoopEventCounts:
+    """``sluicegate_loop_events_total{event=...}``: the events a driver loop (the
+    application's, or the cluster service's) has handled, by type."""
+
+    def __init__(self, loop):
+        self.loop = loop
+
+    def collect(self):
+        family = CounterMetricFamily("sluicegate_loop_events",
+                                     "Events the driver's loop handled, by type", labels=["event"])
+        for name, count in sorted(self.loop.event_counts.items()):
+            family.add_metric([name], count)
+        yield family
 
 
 def _routes(source) -> list[tuple[re.Pattern, Callable]]:
@@ -173,78 +174,85 @@ def _or_404(found, render):
     return ("404", b"not found") if found is None else render(found)
 
 
+class _StatusRequestHandler(BaseHTTPRequestHandler):
+    """One connection's requests: the pages and APIs of the server's ``source``, found
+    by its ``routes`` (both set by ``StatusServer``)."""
+
+    server_version = "sluicegate-status"
+    timeout = IDLE_TIMEOUT_S  # for every read and write on the connection
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        source, routes = self.server.source, self.server.routes
+        self.server.request_read(self.request)
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        if path == sql_api.PATH and source.kind == "app":
+            self._live_sql("GET", b"")
+            return
+        for pattern, handler in routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            try:
+                kind, body = handler(match)
+            except Exception as exc:  # noqa: BLE001 - a page must not kill the server
+                log.exception("status page %s failed", path)
+                self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", str(exc).encode())
+                return
+            if kind == "redirect":
+                self.send_response(HTTPStatus.FOUND)
+                self.send_header("Location", body)
+                self.end_headers()
+            elif kind == "404":
+                self._reply(HTTPStatus.NOT_FOUND, "text/plain", body)
+            else:
+                self._reply(HTTPStatus.OK, kind, body)
+            return
+        self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
+
+    def do_POST(self):  # noqa: N802 - live SQL, and rebalancing a cluster's job
+        source = self.server.source
+        self.server.request_read(self.request)
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        if source.kind == "service" and rebalance_api.PATH.match(path):
+            status, answer = rebalance_api.answer(source.service, self.path, self.headers,
+                                                  sql_api.read_body(self) or b"")
+            self._reply(status, "application/json", answer)
+            return
+        if path != sql_api.PATH or source.kind != "app":
+            self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
+            return
+        body = sql_api.read_body(self)
+        if body is None:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain",
+                        b"the query must come with a Content-Length of at most 1 MiB")
+            return
+        self._live_sql("POST", body)
+
+    def _live_sql(self, method: str, body: bytes) -> None:
+        status, answer = sql_api.answer(self.server.source, method, self.path, self.headers,
+                                        body, self.client_address[0])
+        self._reply(status, "application/json", answer)
+
+    def _reply(self, status, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type + ("; charset=utf-8" if "text" in content_type
+                                                         or "json" in content_type else ""))
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+
 class StatusServer:
     def __init__(self, source, host: str, port: int):
         self.source = source
         routes = _routes(source)
-
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "sluicegate-status"
-            timeout = IDLE_TIMEOUT_S  # for every read and write on the connection
-
-            def do_GET(self):  # noqa: N802 - http.server's name
-                self.server.request_read(self.request)
-                path = self.path.split("?", 1)[0].rstrip("/") or "/"
-                if path == sql_api.PATH and source.kind == "app":
-                    self._live_sql("GET", b"")
-                    return
-                for pattern, handler in routes:
-                    match = pattern.match(path)
-                    if match is None:
-                        continue
-                    try:
-                        kind, body = handler(match)
-                    except Exception as exc:  # noqa: BLE001 - a page must not kill the server
-                        log.exception("status page %s failed", path)
-                        self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", str(exc).encode())
-                        return
-                    if kind == "redirect":
-                        self.send_response(HTTPStatus.FOUND)
-                        self.send_header("Location", body)
-                        self.end_headers()
-                    elif kind == "404":
-                        self._reply(HTTPStatus.NOT_FOUND, "text/plain", body)
-                    else:
-                        self._reply(HTTPStatus.OK, kind, body)
-                    return
-                self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
-
-            def do_POST(self):  # noqa: N802 - live SQL, and rebalancing a cluster's job
-                self.server.request_read(self.request)
-                path = self.path.split("?", 1)[0].rstrip("/") or "/"
-                if source.kind == "service" and rebalance_api.PATH.match(path):
-                    status, answer = rebalance_api.answer(source.service, self.path, self.headers,
-                                                          sql_api.read_body(self) or b"")
-                    self._reply(status, "application/json", answer)
-                    return
-                if path != sql_api.PATH or source.kind != "app":
-                    self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
-                    return
-                body = sql_api.read_body(self)
-                if body is None:
-                    self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain",
-                                b"the query must come with a Content-Length of at most 1 MiB")
-                    return
-                self._live_sql("POST", body)
-
-            def _live_sql(self, method: str, body: bytes) -> None:
-                status, answer = sql_api.answer(source, method, self.path, self.headers, body,
-                                                self.client_address[0])
-                self._reply(status, "application/json", answer)
-
-            def _reply(self, status, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type + ("; charset=utf-8" if "text" in content_type
-                                                                 or "json" in content_type else ""))
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format, *args):  # noqa: A002 - http.server's signature
-                log.debug("%s %s", self.address_string(), format % args)
-
-        self.httpd = _bind(Handler, host, port)
+        self.httpd = _bind(_StatusRequestHandler, host, port)
+        self.httpd.source = source  # what its handlers serve (set before serving starts)
+        self.httpd.routes = routes
         self.host = host
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="status-server",

@@ -25,11 +25,15 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from sluicegate.common.input_text import invalid_utf8_of
 from sluicegate.common.kafka import PARTITIONS_KEY as KAFKA_PARTITIONS
 
 from ..receivers.received_blocks import DROPPED_LINES_KEY, INVALID_UTF8_KEY
+
+if TYPE_CHECKING:
+    from ..scheduler.batch_tag import BatchTag
 
 log = logging.getLogger("sluicegate.status")
 
@@ -182,7 +186,10 @@ class StatusStore:
 
     # -- jobs, stages, tasks (scheduler threads) --------------------------------------
     def job_started(self, job_id: int, description: str, partitions: int,
-                    batch_ms: int | None, output_id: int | None) -> None:
+                    tag: "BatchTag | None") -> None:
+        """A job began; ``tag``: the streaming batch and output operation it runs for."""
+        batch_ms = tag.batch_ms if tag is not None else None
+        output_id = tag.output_id if tag is not None else None
         with self._lock:
             self.jobs[job_id] = JobStatus(job_id, description, partitions, time.time(),
                                           batch_ms, output_id)

@@ -1,6 +1,6 @@
 """Mirrors ``pyspark.streaming.listener``: ``StreamingListener``, and the event and
 info objects its callbacks receive (PySpark hands them over as py4j objects)."""
-from ..scheduler.streaming_listener import (
+from ..streaming_scheduler.streaming_listener import (
     BatchInfo,
     OutputOperationInfo,
     ReceiverInfo,

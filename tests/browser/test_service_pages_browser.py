@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from cluster_harness import LocalCluster, wait_until
-from test_observability import outside_references
-from test_status_pages_browser import CHARTS, CHROMIUM, Dom, dump_dom
+from headless_chromium import CHROMIUM, dump_dom
+from page_checks import CHARTS, Dom, outside_references
 
 STREAMING_JOB = """
     import os, sys, time

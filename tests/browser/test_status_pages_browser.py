@@ -7,19 +7,12 @@ fail. Skipped when no chromium is installed (CI installs it through ``.ci/run``)
 """
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
-import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import textwrap
 import urllib.request
-from html.parser import HTMLParser
 from operator import add
 from pathlib import Path
 
@@ -27,125 +20,21 @@ import pytest
 
 from cluster_harness import LocalCluster, wait_until
 from conftest import _stop_active, make_context
+from headless_chromium import CHROMIUM, chromium, dump_dom
+from page_checks import CHARTS, Dom, byte_size, number, outside_references
 from sluicegate.driver import StreamingContext
-from test_observability import byte_size, outside_references
 
-
-def find_chromium() -> str | None:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium binary (CI installs Debian's chromium via .ci/run; "
                              "locally: apt-get install chromium)")
 
 SIZES = [12, 25, 37, 50]   # records of the stream's first batches (then empty ones)
 BATCH_S = 0.5
-CHARTS = {  # chart id -> the /api/v1/streaming average it draws
-    "chart-input-rate": "avg_input_rate",
-    "chart-scheduling-delay": "avg_scheduling_delay_ms",
-    "chart-processing-time": "avg_processing_ms",
-    "chart-total-delay": "avg_total_delay_ms",
-}
-
-
-def chromium(*args: str, timeout_s: float = 90.0) -> subprocess.CompletedProcess:
-    """Run headless chromium with a fresh profile; everything it started is gone afterwards."""
-    with tempfile.TemporaryDirectory(prefix="sluicegate-chromium-") as profile:
-        command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                   "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                   "--disable-sync", f"--user-data-dir={profile}", *args]
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            raise AssertionError(f"chromium timed out after {timeout_s:.0f}s: {err[-2000:]!r}")
-        finally:
-            try:  # its helpers (zygote, crashpad...) share its process group
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return subprocess.CompletedProcess(command, proc.returncode, out.decode(errors="replace"),
-                                           err.decode(errors="replace"))
-
-
-@contextlib.contextmanager
-def dead_proxy():
-    """A loopback port that refuses connections (bound, never listening), held
-    while in use: as a proxy, it makes every fetch beyond this machine fail
-    (chromium never sends loopback addresses through a proxy)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"127.0.0.1:{sock.getsockname()[1]}"
-
-
-def dump_dom(url: str, offline: bool = False) -> str:
-    with dead_proxy() as proxy:
-        done = chromium(*([f"--proxy-server={proxy}"] if offline else []), "--dump-dom", url)
-    assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-2000:]
-    assert done.stdout.rstrip().endswith("</html>"), done.stdout[-500:]
-    return done.stdout
 
 
 def api(base: str, path: str):
     with urllib.request.urlopen(base + path, timeout=20) as response:
         return json.loads(response.read())
-
-
-class Dom(HTMLParser):
-    """Tables (id -> rows of cells and links) and SVG charts (id -> attributes) of a DOM."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.tables: dict[str, list[dict]] = {}
-        self.svgs: dict[str, dict] = {}
-        self.meta: list[dict] = []
-        self._rows: list[dict] | None = None
-        self._row: dict | None = None
-        self._cell: list[str] | None = None
-        self._count = 0
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "table":
-            self._count += 1
-            self._rows = self.tables.setdefault(attrs.get("id") or f"#{self._count}", [])
-        elif tag == "tr" and self._rows is not None:
-            self._row = {"class": attrs.get("class") or "", "cells": [], "links": []}
-            self._rows.append(self._row)
-        elif tag in ("td", "th") and self._row is not None:
-            self._cell = []
-        elif tag == "a" and self._row is not None and attrs.get("href"):
-            self._row["links"].append(attrs["href"])
-        elif tag == "svg" and attrs.get("id"):
-            self.svgs[attrs["id"]] = attrs
-        elif tag == "meta":
-            self.meta.append(attrs)
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._row is not None and self._cell is not None:
-            self._row["cells"].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr":
-            self._row = None
-        elif tag == "table":
-            self._rows = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def records_of(cell: str) -> int:
-    return int(cell.replace(",", ""))
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +91,7 @@ def test_streaming_page_in_a_browser(running_app):
     assert [b["records"] for b in data] == SIZES
     for batch in data:
         row = shown[f"/batch/{batch['batch_ms']}"]
-        assert records_of(row["cells"][1]) == batch["records"]
+        assert number(row["cells"][1]) == batch["records"]
         assert row["cells"][5] == "1/1" and row["cells"][6] == "COMPLETED"
         assert row["cells"][2].endswith(" ms") and row["cells"][4].endswith(" ms")
     # Newest first, as the API lists them.
@@ -233,7 +122,7 @@ def test_batch_page_in_a_browser(running_app):
     dom = Dom(dump_dom(f"{running_app}/batch/{batch['batch_ms']}"))
     tables = list(dom.tables.values())
     facts = {row["cells"][0]: row["cells"][1] for row in tables[0]}
-    assert records_of(facts["Input records"]) == SIZES[2]
+    assert number(facts["Input records"]) == SIZES[2]
     assert facts["State"] == "COMPLETED"
     outputs = [row["cells"] for row in tables[1] if row["cells"] and row["cells"][0] != "Output op"]
     assert [cells[1] for cells in outputs] == ["foreachRDD"]
@@ -243,7 +132,7 @@ def test_batch_page_in_a_browser(running_app):
     assert len(tasks) == expected > 0
     for cells in tasks:
         assert cells[3] in ("exec-1", "exec-2") and cells[9] == "SUCCESS"
-    records_in = sum(records_of(cells[5]) for cells in tasks)
+    records_in = sum(number(cells[5]) for cells in tasks)
     assert records_in >= SIZES[2]
     # Each task as the API has it: worker, duration, records in/out, shuffle read/write.
     shown = {cells[0]: cells for cells in tasks}
@@ -251,8 +140,8 @@ def test_batch_page_in_a_browser(running_app):
         cells = shown[str(task["tid"])]
         assert cells[3] == task["executor_id"]
         assert cells[4] == f"{task['duration_ms']:,.1f} ms"
-        assert records_of(cells[5]) == task["records_in"]
-        assert records_of(cells[6]) == task["records_out"]
+        assert number(cells[5]) == task["records_in"]
+        assert number(cells[6]) == task["records_out"]
         for cell, key in ((cells[7], "shuffle_read_bytes"), (cells[8], "shuffle_write_bytes")):
             size, off_by = byte_size(cell)
             assert abs(size - task[key]) <= off_by, (cell, key, task[key])

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sluicegate.driver.scheduler.allocation_manager import AllocationSettings, decide
+from sluicegate.driver.streaming_scheduler.allocation_manager import AllocationSettings, decide
 
 from cluster_harness import LocalCluster, kill_tree, wait_until
 

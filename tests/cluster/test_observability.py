@@ -6,15 +6,15 @@ a server thread here (one burst of lines per batch), a second application
 whose output operation fails on purpose (and whose other task fails once and
 is retried), small streaming scripts run as subprocesses (directly and through
 ``sluicegate submit`` against a ``sluicegate driver`` + ``sluicegate worker``
-on loopback). The status pages are read with plain HTTP here; a real browser
-renders them in ``test_status_pages_browser.py``.
+on loopback), and an application fed at a steady pace to check the receiver
+rate in ``/metrics`` while data flows. The status pages are read with plain HTTP
+here (``page_checks``); a real browser renders them in
+``tests/browser/test_status_pages_browser.py``.
 """
 from __future__ import annotations
 
 import datetime
 import getpass
-import html
-import http.client
 import json
 import os
 import re
@@ -24,224 +24,24 @@ import sys
 import tempfile
 import textwrap
 import threading
-from html.parser import HTMLParser
+import time
 from operator import add
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from cluster_harness import LocalCluster, wait_until
 from conftest import _stop_active, make_context, wait_for_no_executors
+from page_checks import (
+    CHART_AVERAGES, SVG_NAMESPACE, Tables, byte_size, get_json, get_page, http_get, metric, number,
+    outside_references, scrape, svg_chart, task_rows)
 from sluicegate.common.auth import SecurityError
 from sluicegate.driver import SparkContext, StreamingContext, StreamingListener, TaskContext
 from streaming_harness import batch_ms_of
 
 WAIT_S = 90.0  # a loaded 2-core machine: generous, only ever reached on failure
-
-
-# -- HTTP helpers ---------------------------------------------------------------------------
-
-def http_get(base: str, path: str, timeout_s: float = 20.0) -> tuple[int, dict, bytes]:
-    """One GET without following redirects: (status, headers, body)."""
-    parts = urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
-
-
-def get_json(base: str, path: str):
-    status, headers, body = http_get(base, path)
-    assert status == 200, f"GET {path}: {status} {body[:500]!r}"
-    assert headers["Content-Type"].startswith("application/json")
-    return json.loads(body)
-
-
-def get_page(base: str, path: str) -> str:
-    status, headers, body = http_get(base, path)
-    assert status == 200, f"GET {path}: {status} {body[:500]!r}"
-    assert headers["Content-Type"].startswith("text/html")
-    return body.decode()
-
-
-def scrape(base: str) -> dict[tuple[str, frozenset], float]:
-    """``/metrics`` parsed by prometheus_client: (sample name, labels) -> value."""
-    status, headers, body = http_get(base, "/metrics")
-    assert status == 200
-    assert headers["Content-Type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def metric(samples: dict, name: str, **labels) -> float:
-    return samples[(name, frozenset(labels.items()))]
-
-
-class Tables(HTMLParser):
-    """Every ``<table>`` of a page: id -> rows of (css class, cell texts, links)."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.tables: dict[str, list[dict]] = {}
-        self._table: list[dict] | None = None
-        self._row: dict | None = None
-        self._cell: list[str] | None = None
-        self._in_body = False
-        self._count = 0
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "table":
-            self._count += 1
-            self._table = self.tables.setdefault(attrs.get("id") or f"#{self._count}", [])
-        elif tag == "tbody":
-            self._in_body = True
-        elif tag == "tr" and self._in_body and self._table is not None:
-            self._row = {"class": attrs.get("class") or "", "cells": [], "links": []}
-            self._table.append(self._row)
-        elif tag == "td" and self._row is not None:
-            self._cell = []
-        elif tag == "a" and self._row is not None and attrs.get("href"):
-            self._row["links"].append(attrs["href"])
-
-    def handle_endtag(self, tag):
-        if tag == "td" and self._row is not None and self._cell is not None:
-            self._row["cells"].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr":
-            self._row = None
-        elif tag == "tbody":
-            self._in_body = False
-        elif tag == "table":
-            self._table = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def number(text: str) -> int:
-    return int(text.replace(",", ""))
-
-
-def byte_size(text: str) -> tuple[float, float]:
-    """A size cell ("812 B", "1.4 KiB") as (bytes, how far off the rounding may be)."""
-    value, unit = text.split()
-    scale = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}[unit]
-    return float(value.replace(",", "")) * scale, (0.5 if unit == "B" else 0.05) * scale + 0.01
-
-
-SVG_NAMESPACE = "http://www.w3.org/2000/svg"
-URL_ATTRIBUTES = {"src", "href", "srcset", "imagesrcset", "action", "formaction", "poster", "data",
-                  "background", "cite", "manifest", "ping", "xlink:href"}
-
-
-class _References(HTMLParser):
-    """Every URL a page could make a browser fetch: URL attributes, CSS url()/@import,
-    a refresh's target."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.urls: list[str] = []
-        self._in_style = False
-        self.feed(text)
-
-    def _css(self, css: str) -> None:
-        self.urls += re.findall(r"url\(\s*['\"]?([^'\")]+)", css)
-        self.urls += re.findall(r"@import\s+['\"]([^'\"]+)", css)
-
-    def handle_starttag(self, tag, attrs):
-        self._in_style = tag == "style"
-        for name, value in attrs:
-            if value is None:
-                continue
-            if name in URL_ATTRIBUTES:
-                self.urls += [part.split()[0] for part in value.split(",") if part.strip()] \
-                    if name.endswith("srcset") else [value]
-            elif name == "style":
-                self._css(value)
-            elif tag == "meta" and name == "content" and "url=" in value.lower():
-                self.urls.append(value[value.lower().index("url=") + 4:].strip("'\" "))
-
-    def handle_endtag(self, tag):
-        if tag == "style":
-            self._in_style = False
-
-    def handle_data(self, data):
-        if self._in_style:
-            self._css(data)
-
-
-def outside_references(page: str) -> list[str]:
-    """What in ``page`` points outside its own server (empty for a page that works
-    offline): absolute or protocol-relative URLs a browser would fetch, and any
-    http(s) URL in the text at all other than the SVG namespace."""
-    found = []
-    for url in _References(page).urls:
-        parts = urlsplit(url.strip())
-        if parts.netloc or parts.scheme not in ("", "data"):
-            found.append(url)
-    found += [url for url in re.findall(r"https?://[^\s\"'<>()]+", page) if url != SVG_NAMESPACE]
-    return found
-
-
-CHART_AVERAGES = {  # chart id -> (title, unit, the /api/v1/streaming average it draws)
-    "chart-input-rate": ("Input rate", "records/s", "avg_input_rate"),
-    "chart-scheduling-delay": ("Scheduling delay", "ms", "avg_scheduling_delay_ms"),
-    "chart-processing-time": ("Processing time", "ms", "avg_processing_ms"),
-    "chart-total-delay": ("Total delay", "ms", "avg_total_delay_ms"),
-}
-
-
-def svg_chart(page: str, chart_id: str) -> dict:
-    """One inline SVG chart of a page: its points, average, visible title and average lines."""
-    match = re.search(rf'<svg id="{chart_id}"([^>]*)>(.*?)</svg>', page, re.S)
-    assert match, f"no chart {chart_id}"
-    attrs, body = match.groups()
-    average = re.search(r'data-average="([^"]*)"', attrs).group(1)
-    title = re.search(r'<text[^>]*class="title"[^>]*>(.*?)</text>', body, re.S)
-    return {"points": int(re.search(r'data-points="(\d+)"', attrs).group(1)),
-            "average": float(average) if average else None,
-            "title": html.unescape(title.group(1)) if title else "",
-            "avg_lines": len(re.findall(r'<line[^>]*class="avg"', body))}
-
-
-def task_rows(page: str) -> dict[str, dict]:
-    """The task rows of a batch or job page by task id (their cells: task, partition,
-    attempt, worker, duration, records in, records out, shuffle read, shuffle write,
-    status, error)."""
-    rows = {}
-    for table in Tables(page).tables.values():
-        for row in table:
-            if len(row["cells"]) == 11:
-                assert row["cells"][0] not in rows, f"task {row['cells'][0]} shown twice"
-                rows[row["cells"][0]] = row
-    return rows
-
-
-def test_outside_references_finds_them():
-    """The offline check itself: it must see every way a page can reach out."""
-    clean = (f'<html><head><meta http-equiv="refresh" content="2"><style>a{{color:red}}</style></head>'
-             f'<body><a href="/batch/1">b</a><svg xmlns="{SVG_NAMESPACE}"></svg></body></html>')
-    assert outside_references(clean) == []
-    for bad in ('<script src="https://cdn.example.com/chart.js"></script>',
-                '<link rel="stylesheet" href="//cdn.example.com/x.css">',
-                '<style>@import "https://fonts.example.com/f.css";</style>',
-                '<style>body{background:url(http://img.example.com/a.png)}</style>',
-                '<div style="background: url(\'//img.example.com/b.png\')"></div>',
-                '<img srcset="/ok.png 1x, https://img.example.com/c.png 2x">',
-                '<meta http-equiv="refresh" content="2; url=http://elsewhere.example.com/">'):
-        assert outside_references(clean.replace("<body>", "<body>" + bad)), bad
 
 
 def listening_ports_here() -> set[int]:
@@ -504,7 +304,8 @@ class TestRunningStream:
         assert tasks >= sum(len(s["tasks"]) for j in get_json(
             base, f"/api/v1/batches/{socket_run.data_batches()[0]}")["jobs"] for s in j["stages"])
         # The receiver's rate in the last batch (records / batch interval); the data has
-        # ended here, so it may be 0 (test_observability_extra.py scrapes it while data flows).
+        # ended here, so it may be 0 (test_receiver_rate_while_data_flows scrapes it while
+        # data flows).
         assert metric(after, "sluicegate_receiver_records_per_second", stream="0") >= 0
 
     def test_pages(self, socket_run):
@@ -588,6 +389,114 @@ class TestRunningStream:
             assert '<meta http-equiv="refresh" content="2">' in page, path
         # The charts are drawn right in the page, as SVG.
         assert get_page(base, "/streaming").count(f'xmlns="{SVG_NAMESPACE}"') == len(CHART_AVERAGES)
+
+
+# -- the receiver rate while data flows at a steady pace ---------------------------------------
+
+BATCH_S = 0.5   # the steady feed's application
+TICK_S = 0.02   # the feeder sends LINES_PER_TICK lines every TICK_S:
+LINES_PER_TICK = 8   # about 400 lines/s, about 200 a batch
+
+
+class SteadyFeed:
+    """A TCP server thread sending ``LINES_PER_TICK`` lines every ``TICK_S`` to the
+    first client, until closed."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self.first_sent_s: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="steady-feed", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn = None
+        while conn is None and not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+        if conn is None:
+            return
+        with conn:
+            line = 0
+            next_s = time.monotonic()
+            while not self._stop.is_set():
+                chunk = "".join(f"line {line + i}\n" for i in range(LINES_PER_TICK))
+                try:
+                    conn.sendall(chunk.encode())
+                except OSError:
+                    return
+                if self.first_sent_s is None:
+                    self.first_sent_s = time.monotonic()
+                line += LINES_PER_TICK
+                self.sent = line
+                next_s += TICK_S
+                self._stop.wait(max(0.0, next_s - time.monotonic()))
+
+    def sending(self) -> bool:
+        return self._thread.is_alive() and self.sent > 0
+
+    def rate(self) -> float:
+        """Lines per second sent so far."""
+        return self.sent / max(1e-3, time.monotonic() - self.first_sent_s)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def completed_batches(base: str) -> list[dict]:
+    """Completed batches, newest first."""
+    return [b for b in get_json(base, "/api/v1/batches") if b["state"] == "COMPLETED"]
+
+
+def test_receiver_rate_while_data_flows(own_context):
+    sc = own_context("local[2]", spark__sluicegate__progress="false")
+    feed = SteadyFeed()
+    ssc = StreamingContext(sc, BATCH_S)
+    try:
+        ssc.socketTextStream("127.0.0.1", feed.port).map(len).foreachRDD(lambda rdd: rdd.count())
+        ssc.start()
+        base = sc.uiWebUrl
+
+        # The first batch with data may hold only part of an interval: wait for more.
+        wait_until(lambda: sum(b["records"] > 0 for b in completed_batches(base)) >= 4, WAIT_S,
+                   what="four batches with data")
+
+        # Scrape while the feed sends. The gauge shows one of the batches that completed
+        # around the scrape; a scrape is judged when all of those had data (on a stalled
+        # machine a batch may come out empty, and then the next scrape is taken).
+        judged = 0
+        deadline = time.monotonic() + WAIT_S
+        while judged < 3:
+            assert time.monotonic() < deadline, "no scrape while batches had data"
+            assert feed.sending(), "the feed must still be sending"
+            before = completed_batches(base)
+            samples = scrape(base)
+            after = completed_batches(base)
+            around = [b for b in after if b["batch_ms"] >= before[min(1, len(before) - 1)]["batch_ms"]]
+            if not all(b["records"] > 0 for b in around):
+                time.sleep(BATCH_S)
+                continue
+            judged += 1
+            rate = metric(samples, "sluicegate_receiver_records_per_second", stream="0")
+            recent = after[:max(3, len(around))]
+            recent_rate = sum(b["records"] for b in recent) / (len(recent) * BATCH_S)
+            assert rate > 0, (rate, around)
+            assert recent_rate / 3 <= rate <= recent_rate * 3, (rate, recent_rate, recent)
+            # ... and about what the feed sends (the machine may stall either side).
+            assert feed.rate() / 4 <= rate <= feed.rate() * 4, (rate, feed.rate())
+            time.sleep(BATCH_S)
+        # Everything counted so far was sent.
+        assert metric(scrape(base), "sluicegate_input_records_total") <= feed.sent
+    finally:
+        ssc.stop(stopSparkContext=True, stopGraceFully=False)
+        feed.close()
 
 
 # -- an application whose output operation fails -------------------------------------------------
@@ -799,6 +708,36 @@ def test_binding_beyond_loopback_needs_a_secret(own_context):
     assert wait_for_no_executors(30) == []
     sc = own_context("local[1]", spark__sluicegate__progress="false")
     assert sc.uiWebUrl.startswith("http://127.0.0.1:")
+
+
+def non_loopback_ipv4() -> str | None:
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return address.address
+    return None
+
+
+def test_status_pages_beyond_loopback_with_a_secret(own_context):
+    address = non_loopback_ipv4()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to bind the status pages to")
+    sc = own_context("local[1]", spark__authenticate__secret="observability-test-secret",
+                     spark__ui__bindAddress=address, spark__sluicegate__progress="false")
+    port = ui_port(sc)
+    assert sc.uiWebUrl == f"http://{address}:{port}"
+    # Bound to that address (not to all of them, not only to loopback).
+    bound = {c.laddr.ip for c in psutil.Process().net_connections(kind="tcp")
+             if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    assert bound == {address}, bound
+    # Reachable there: the API, and a page showing this application's worker.
+    [worker] = get_json(sc.uiWebUrl, "/api/v1/workers")
+    assert worker["id"] == "exec-1" and worker["state"] == "ALIVE"
+    assert sc.parallelize(range(100), 2).sum() == 4950
+    [row] = Tables(get_page(sc.uiWebUrl, "/workers")).tables["workers"]
+    assert row["cells"][0] == "exec-1" and row["cells"][-1] == "ALIVE"
+    jobs = get_json(sc.uiWebUrl, "/api/v1/jobs")
+    assert [j["status"] for j in jobs] == ["SUCCEEDED"]
 
 
 # -- the live progress line ------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import urllib.request
 
 SCRIPT = textwrap.dedent("""
     import json, sys, time, urllib.request

@@ -1,8 +1,9 @@
 """SparkContext's API beyond RDDs, checked against what PySpark 4.3 does:
 the default application name, files shipped with a job (addFile, addPyFile,
 addArchive, SparkFiles) in local mode and on a real cluster, the status
-tracker, thread-local properties, job tags, system properties, and that no
-public PySpark SparkContext method is missing.
+tracker, thread-local properties, job tags, system properties, that no
+public PySpark SparkContext method is missing, and ``local[*]`` (one executor
+per core).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from cluster_harness import LocalCluster
-from conftest import _stop_active
+from conftest import _stop_active, executor_processes
 from sluicegate.common.taskcontext import TaskContext
 from sluicegate.driver import SparkConf, SparkContext
 from sluicegate.driver.files import SparkFiles
@@ -443,3 +444,13 @@ def test_no_public_pyspark_spark_context_method_is_missing():
     theirs = {name for name in dir(pyspark.SparkContext) if not name.startswith("_")}
     ours = {name for name in dir(SparkContext) if not name.startswith("_")}
     assert sorted(theirs - ours) == []
+
+
+# -- the master local[*] -------------------------------------------------------------------------
+
+@pytest.mark.skipif((os.cpu_count() or 1) > 8, reason="starts one executor process per core")
+def test_local_star_starts_one_executor_per_core(own_context):
+    sc = own_context("local[*]")
+    assert len(executor_processes()) == os.cpu_count()
+    assert len(sc._runtime.endpoint.registry.alive()) == os.cpu_count()
+    assert sc.defaultParallelism == os.cpu_count()

@@ -11,32 +11,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import psutil
 
 from conftest import executor_processes
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TUPLE_LINE = re.compile(r"^\('[^']*', \d+\)$")
-
-
-def script_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    for key in ("SLUICEGATE_MASTER", "SLUICEGATE_JOB_ID"):  # run locally, whatever the caller
-        env.pop(key, None)
-    return env
-
-
-def pprinted_counts(text: str) -> Counter:
-    """Sum the ``('word', n)`` lines of pprint blocks."""
-    total: Counter = Counter()
-    for line in text.splitlines():
-        if TUPLE_LINE.match(line):
-            word, count = ast.literal_eval(line)
-            total[word] += count
-    return total
+from example_runs import EXAMPLES, TUPLE_LINE, ScriptRun, pprinted_counts, script_env
 
 
 def test_network_wordcount_example():
@@ -115,65 +94,6 @@ def test_wordcount_demo_example():
         counted += sum(c for _, c in counts)
     assert counted > 0
     assert pprinted_counts(result.stdout)["the"] > 0
-
-
-class ScriptRun:
-    """An example run as a subprocess; its stdout collected by a reader thread."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=script_env(), text=True)
-        self.lines: list[str] = []
-        self.errors: list[str] = []
-        self._readers = [
-            threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")),
-                             name="test-example-stdout", daemon=True),
-            threading.Thread(target=lambda: self.errors.extend(iter(self.proc.stderr.readline, "")),
-                             name="test-example-stderr", daemon=True)]
-        for reader in self._readers:
-            reader.start()
-        self.executors: list[psutil.Process] = []
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, predicate, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate(self.text):
-                return True
-            if self.proc.poll() is not None:
-                return predicate(self.text)
-            if not self.executors:
-                self.executors = executor_processes(self.proc.pid)
-            time.sleep(0.1)
-        return False
-
-    def finish(self, timeout_s: float, terminate: bool) -> int:
-        """End the run (SIGTERM first if ``terminate``); kill it if it does not end in
-        time. Returns its exit code; the executors must exit by themselves."""
-        try:
-            if terminate and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                raise AssertionError(f"the example did not end within {timeout_s}s")
-        finally:
-            for reader in self._readers:
-                reader.join(5)
-            self.proc.stdout.close()
-            self.proc.stderr.close()
-        return code
-
-    def leftover_executors(self) -> list[psutil.Process]:
-        _, alive = psutil.wait_procs(self.executors, timeout=15)
-        for leftover in alive:
-            leftover.kill()
-        return alive
 
 
 def pprint_times(text: str) -> int:

@@ -2,8 +2,8 @@
 PySpark: the action raises in the thread that ran it, with Spark's text, and
 the job's running tasks really stop on their executors -- their side effects
 end -- while the executors stay up for the next job. A task that will not
-stop costs its executor, which is replaced. Scheduler rules first (no
-sockets), then real processes, local and on a cluster.
+stop costs its executor, which is replaced. Real processes, local and on a
+cluster; the scheduler's rules alone are in ``tests/unit/test_job_cancel_rules.py``.
 """
 from __future__ import annotations
 
@@ -15,94 +15,11 @@ from pathlib import Path
 
 import pytest
 
-import test_scheduler_unit as units
 from cluster_harness import LocalCluster, wait_until
-from sluicegate.common.protocol.executor import FAIL_KILLED, KillTask, TaskFailed
 from sluicegate.driver.files import SparkFiles
-from sluicegate.driver.scheduler.jobs import Job, JobCancelledError, JobFailedError
+from sluicegate.driver.scheduler.jobs import JobCancelledError, JobFailedError
 from sluicegate.driver.util import InheritableThread
 
-
-# -- the scheduler's rules ------------------------------------------------------------------
-
-def submit_with(dag, rdd, **properties) -> Job:
-    job = Job(next(units._job_ids), rdd, list(range(rdd.getNumPartitions())),
-              properties={k.replace("__", "."): v for k, v in properties.items()})
-    dag.submit_job(job, 0.0)
-    return job
-
-
-def test_cancel_group_fails_only_its_jobs_and_kills_their_running_tasks():
-    ctx = units.FakeContext()
-    dag = units.new_dag(ctx)
-    grouped = submit_with(dag, ctx.source(2), spark__jobGroup__id="nightly",
-                          spark__job__interruptOnCancel="true")
-    other = submit_with(dag, ctx.source(2), spark__jobGroup__id="daily")
-    runs = units.assign(dag, {units.A: 2, units.B: 2})
-    assert len(runs) == 4 and dag.take_kills() == []
-
-    assert dag.cancel_job_group("nightly") == [grouped.id]
-    assert grouped.done and isinstance(grouped.error, JobCancelledError)
-    assert str(grouped.error) == (f"[SPARK_JOB_CANCELLED] Job {grouped.id} cancelled part of "
-                                  "cancelled job group nightly")
-    assert not other.done
-    kills = dag.take_kills()
-    doomed = {run.tid: run for run in runs if run.task.job_id == grouped.id}
-    assert {(executor, kill.task_id) for executor, kill in kills} == {
-        (run.executor_id, tid) for tid, run in doomed.items()}
-    assert all(kill.interrupt and "job group nightly" in kill.reason for _, kill in kills)
-    assert dag.take_kills() == []  # handed out once
-
-    # The executors answer "killed"; the replies are harmless, and the slots come back.
-    for tid, run in doomed.items():
-        assert dag.task_failed(TaskFailed(tid, run.attempt, run.executor_id, FAIL_KILLED,
-                                          "TaskKilled", "task killed", "", None, None, None, 1.0),
-                               0.0)
-    stage = dag.progress.stage(dag.progress.job(grouped.id)[1][0])
-    assert stage[4:] == (0, 0, 0)  # no active, completed or failed tasks: killed ones apart
-    for run in runs:
-        if run.tid not in doomed:
-            units.succeed(dag, run)
-    assert other.succeeded
-
-
-def test_cancel_by_tag_and_all_and_a_failed_job_kill_without_interrupt_by_default():
-    ctx = units.FakeContext()
-    dag = units.new_dag(ctx)
-    tagged = submit_with(dag, ctx.source(1), spark__job__tags="a,b")
-    plain = submit_with(dag, ctx.source(1))
-    units.assign(dag, {units.A: 1, units.B: 1})
-    assert dag.cancel_jobs_with_tag("b") == [tagged.id]
-    assert "cancelled part of cancelled job tags b" in str(tagged.error)
-    [(_, kill)] = dag.take_kills()
-    assert isinstance(kill, KillTask) and not kill.interrupt
-    assert dag.cancel_all_jobs() == [plain.id]
-    assert str(plain.error).endswith(f"Job {plain.id} cancelled as part of cancellation of all jobs")
-
-    # A job failing for good (maxFailures) kills its stage's other running tasks too.
-    failing = submit_with(dag, ctx.source(2))
-    first, second = units.assign(dag, {units.A: 1, units.B: 1})
-    dag.take_kills()
-    for attempt in range(4):
-        assert units.fail(dag, first)
-        if attempt < 3:
-            (first,) = units.assign(dag, {first.executor_id: 1})
-    assert isinstance(failing.error, JobFailedError)
-    assert not isinstance(failing.error, JobCancelledError)
-    assert [k.task_id for _, k in dag.take_kills()] == [second.tid]
-
-
-def test_a_succeeded_job_kills_nothing():
-    ctx = units.FakeContext()
-    dag = units.new_dag(ctx)
-    job = submit_with(dag, units.two_stage(ctx))
-    while not job.done:
-        for run in units.assign(dag, {units.A: 2, units.B: 2}):
-            units.succeed(dag, run)
-    assert job.succeeded and dag.take_kills() == []
-
-
-# -- real processes ----------------------------------------------------------------------------
 
 def keep_writing(marker: str, seconds: float = 120.0):
     """A task that appends to ``marker`` every 50 ms (a side effect to watch), for long."""

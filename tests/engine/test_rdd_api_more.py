@@ -24,6 +24,7 @@ import pytest
 from sluicegate.common import hyperloglog as hll
 from sluicegate.common.statcounter import StatCounter
 from sluicegate.driver import AccumulatorParam, JobFailedError, TaskContext
+from sluicegate.driver.cluster.loop_events import Inspect
 from sluicegate.driver.rdd.approx import BoundedFloat, student_t_quantile
 
 from conftest import executor_processes
@@ -512,7 +513,8 @@ def test_clean_shuffle_dependencies_makes_the_next_job_recompute_the_shuffle(sc)
     dep = sums.dependencies[0]
     sums.cleanShuffleDependencies(blocking=True)
     runtime = sc._runtime
-    assert not runtime.endpoint.call(lambda: runtime.dag.map_outputs.is_available(dep.shuffle_id))
+    assert not runtime.endpoint.call(
+        Inspect(lambda: runtime.dag.map_outputs.is_available(dep.shuffle_id)))
     assert dict(sums.collect()) == expected
     assert map_side.value == 60  # the shuffle was computed again
     # A persisted RDD shields the shuffles behind it.
@@ -645,7 +647,8 @@ def test_a_local_checkpoint_lost_with_its_executors_fails_clearly(own_context):
     for proc in executor_processes():
         proc.kill()
     wait_until(lambda: len(executor_processes()) == 2 and ctx._runtime.endpoint.call(
-        lambda: len(ctx._runtime.endpoint.registry.alive())) == 2, 60, "replacement executors")
+        Inspect(lambda: len(ctx._runtime.endpoint.registry.alive()))) == 2, 60,
+        "replacement executors")
     assert cached.sum() == 210  # a cache is recomputed from its lineage
     with pytest.raises(JobFailedError, match="Checkpoint block rdd_.* not found"):
         checkpointed.sum()  # a local checkpoint has none left

@@ -7,7 +7,6 @@ from collections import Counter, OrderedDict, defaultdict
 from itertools import chain
 from operator import add
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sluicegate.driver import ResultIterable, portable_hash

@@ -28,6 +28,7 @@ from waiting import wait_until
 pytest.importorskip("confluent_kafka")
 from kafka_broker import KafkaBroker, tansu_binary  # noqa: E402
 from conftest import executor_processes  # noqa: E402
+from example_runs import EXAMPLES, pprinted_counts, script_env  # noqa: E402
 
 from sluicegate.common.kafka import KafkaConfigError  # noqa: E402
 from sluicegate.driver import StreamingContext, StreamingListener  # noqa: E402
@@ -642,7 +643,6 @@ def test_broker_stopped_and_restarted_the_stream_resumes(tmp_path, own_context):
 def test_kafka_wordcount_example_counts_and_recovers(broker, tmp_path):
     """examples/kafka_wordcount.py as users run it: counts, SIGKILL, restart with the
     same checkpoint directory, more records: every word counted exactly once."""
-    from test_examples import EXAMPLES, pprinted_counts, script_env
     topic = new_topic(broker, 2)
     broker.produce(topic, [(i % 2, None, "apple banana apple") for i in range(4)])
     checkpoint = tmp_path / "checkpoint"

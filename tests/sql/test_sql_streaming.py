@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_examples_streaming import OneShotServer
-from test_pyspark_examples import Example, ported
-
+from example_runs import Example, OneShotServer, ported
 from sluicegate.driver.sql import Row, SparkSession
 from sluicegate.driver.sql import functions as F
 

@@ -2,62 +2,15 @@
 as users run them: as scripts, in local mode, each with its own executors."""
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
-import threading
 from collections import Counter
 from pathlib import Path
 
 import psutil
 import pytest
 
-from test_examples import EXAMPLES, ScriptRun
-
-PPRINT_HEADER = "-------------------------------------------\nTime: "
-
-
-class OneShotServer:
-    """Sends ``payload`` to every client that connects and holds the connection open."""
-
-    def __init__(self, payload: bytes):
-        self.payload = payload
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.2)
-        self.port = self.server.getsockname()[1]
-        self._stop = threading.Event()
-        self._connections: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._serve, name="test-example-server",
-                                        daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                continue
-            conn.sendall(self.payload)
-            self._connections.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for conn in self._connections:
-            conn.close()
-        self.server.close()
-
-
-def pprint_blocks(text: str) -> list[list[str]]:
-    """Each complete pprint block's record lines."""
-    blocks = []
-    for chunk in text.split(PPRINT_HEADER)[1:]:
-        lines = chunk.split("\n")[2:]  # the time line and the rule under it
-        if "" not in lines:
-            continue  # not finished yet
-        blocks.append(lines[:lines.index("")])
-    return blocks
+from example_runs import EXAMPLES, OneShotServer, ScriptRun, drop_file, pprint_blocks
 
 
 def end(run: ScriptRun) -> None:
@@ -87,12 +40,6 @@ def test_stateful_wordcount_example(tmp_path):
     finally:
         server.close()
         end(run)
-
-
-def drop_file(directory: Path, name: str, text: str) -> None:
-    hidden = directory / f".{name}.tmp"
-    hidden.write_text(text)
-    os.rename(hidden, directory / name)
 
 
 def saved_totals(out: Path) -> dict | None:

@@ -21,11 +21,12 @@ import pytest
 
 from sluicegate.driver import StreamingContext, StreamingListener
 from sluicegate.driver.receivers.receiver import Receiver
-from sluicegate.driver.scheduler.flow_control import RATE_LIMIT_KEY, FlowControl, RateController
-from sluicegate.driver.scheduler.rate_estimator import PidSettings, PIDRateEstimator
-from sluicegate.driver.scheduler.streaming_listener import (
+from sluicegate.driver.streaming_scheduler.flow_control import (
+    RATE_LIMIT_KEY, FlowControl, RateController)
+from sluicegate.driver.streaming_scheduler.rate_estimator import PidSettings, PIDRateEstimator
+from sluicegate.driver.streaming_scheduler.streaming_listener import (
     BatchInfo, StreamInputInfo, StreamingListenerBatchCompleted, StreamingListenerBatchStarted)
-from sluicegate.driver.scheduler.receiver_intake import ReceiverIntake
+from sluicegate.driver.streaming_scheduler.receiver_intake import ReceiverIntake
 
 from conftest import executor_processes
 from waiting import wait_until
@@ -415,8 +416,8 @@ def test_stalled_output_keeps_memory_bounded_and_loses_nothing(own_context):
                 peaks[pid] = max(peaks[pid], rss(pid) - executors_before[pid])
             time.sleep(0.2)
         sent_while_stalled = server.sent
-        queued = ssc._flow.describe()["queued_batches"]
-        full_episodes = ssc._flow.queue_full_episodes
+        queued = ssc._scheduler.flow.describe()["queued_batches"]
+        full_episodes = ssc._scheduler.flow.queue_full_episodes
         stalls = server.stalls
         time.sleep(1.0)
         assert server.sent - sent_while_stalled < 200_000, "the sender was not held back"
@@ -550,10 +551,8 @@ def test_tight_loop_receiver_in_its_own_process_leaves_the_driver_alone(own_cont
     try:
         deadline = time.monotonic() + 90
         while len(batches.infos) < 15 and time.monotonic() < deadline:
-            answered = threading.Event()
             started = time.perf_counter()
-            endpoint.post(answered.set)
-            assert answered.wait(5)
+            sc._runtime.wait_for_posted()  # answered once the loop got to it
             latencies.append(time.perf_counter() - started)
             now = time.monotonic()
             silence = max([silence] + [now - e.last_seen_s for e in endpoint.registry.alive()])
@@ -708,8 +707,8 @@ def test_queued_batch_cap_delays_batches_and_skips_none(own_context):
         for _ in range(8):
             clock.advance_ms(1000)
             time.sleep(0.1)
-            most = max(most, ssc._runner.pending_batches)
-        assert most <= 2 and ssc._flow.queue_full_episodes >= 1
+            most = max(most, ssc._scheduler.runner.pending_batches)
+        assert most <= 2 and ssc._scheduler.flow.queue_full_episodes >= 1
         go_on.set()
         wait_until(lambda: len(seen) >= 9, 30, "the delayed batches")
     finally:

@@ -7,24 +7,14 @@ would. Skipped when PySpark (with its examples) is not installed.
 """
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 
-from conftest import executor_processes
-from test_examples import pprinted_counts, script_env
-from test_examples_streaming import OneShotServer, drop_file, pprint_blocks
-
-IMPORT_LINE = re.compile(r"^(from|import) pyspark\b", re.M)
+from example_runs import Example, OneShotServer, drop_file, ported, pprint_blocks, pprinted_counts
 
 
 @pytest.fixture(scope="module")
@@ -34,74 +24,6 @@ def examples_dir() -> Path:
     if not (found / "network_wordcount.py").exists():
         pytest.skip("this PySpark installation has no example programs")
     return found
-
-
-def ported(examples_dir: Path, name: str, into: Path) -> Path:
-    """The example with its import lines (and only those) rewritten."""
-    lines = (examples_dir / name).read_text().splitlines(keepends=True)
-    rewritten = [line.replace("pyspark", "sluicegate.driver", 1) if IMPORT_LINE.match(line)
-                 else line for line in lines]
-    assert rewritten != lines, f"{name} imports nothing from pyspark"
-    script = into / name
-    script.write_text("".join(rewritten))
-    return script
-
-
-class Example:
-    """A ported example run as a script in ``cwd``; its output collected."""
-
-    def __init__(self, script: Path, *args: str, cwd: Path):
-        self.proc = subprocess.Popen([sys.executable, str(script), *args], cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=script_env(), text=True)
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._readers = [threading.Thread(target=lambda s=s, to=to: to.extend(iter(s.readline, "")),
-                                          daemon=True)
-                         for s, to in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
-        for reader in self._readers:
-            reader.start()
-        self.executors: list[psutil.Process] = []
-
-    @property
-    def text(self) -> str:
-        return "".join(self.out)
-
-    @property
-    def errors(self) -> str:
-        return "".join(self.err)[-3000:]
-
-    def wait_for(self, predicate, timeout_s: float = 90) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.executors:
-                self.executors = executor_processes(self.proc.pid)
-            if predicate(self.text):
-                return True
-            if self.proc.poll() is not None:
-                return predicate(self.text)
-            time.sleep(0.1)
-        return False
-
-    def end(self, signum: int | None = signal.SIGTERM, timeout_s: float = 60) -> int:
-        """Send ``signum`` (None: wait for the example to end by itself); its
-        executors must go too."""
-        if signum is not None and self.proc.poll() is None:
-            self.proc.send_signal(signum)
-        try:
-            code = self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait(10)
-        for reader in self._readers:
-            reader.join(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        _, alive = psutil.wait_procs(self.executors, timeout=30)
-        for leftover in alive:
-            leftover.kill()
-        assert not alive, f"executors outlived the example: {[p.pid for p in alive]}"
-        return code
 
 
 def test_queue_stream(examples_dir, tmp_path):

@@ -1,419 +1,38 @@
-"""Window operations and state (updateStateByKey, mapWithState), batch by batch.
+"""State (updateStateByKey, mapWithState), batch by batch, and its checkpoints
+over many batches.
 
 Each test feeds a queueStream through ``streaming_harness`` (a manual clock
 steps the batches) and compares every batch's output with values worked out
-by hand or by a plain-Python model of PySpark's semantics, including the
-batches after the input ends (an exhausted queue yields an empty RDD, so
-windows drain and state functions keep being called).
+by hand or by a plain-Python model of PySpark's semantics (``stream_models``),
+including the batches after the input ends (state functions keep being called).
 
-Window and slide durations are multiples of the batch; below, ``w`` and
-``s`` count batches. With batch 1 s the window ending at batch ``k`` (1-based)
-holds the batches ``(k - w, k]``, and a window stream produces output at
-``k = s, 2s, ...``. Incremental windowing (with an inverse function) is used
-from ``w >= 5 * s``.
+State checkpoints: the checkpoint directory stays bounded over many batches
+and across a restart with ``getOrCreate`` (data directories the restored
+metadata does not reference are deleted). Windows are in
+``test_windowed_streams.py``.
 """
 from __future__ import annotations
 
 import datetime
-import random
-from collections import defaultdict
+import re
 from operator import add, sub
+from pathlib import Path
 
 import pytest
+
 from sluicegate.common.hashing import portable_hash
 from sluicegate.common.keyed_state import State
 from sluicegate.driver import ManualClock, Partitioner, StateSpec, StreamingContext
-from streaming_harness import run_batches
+from sluicegate.driver.checkpoint import metadata
+from stream_models import model_map_with_state, model_update_state, word_batches
+from streaming_harness import BatchWaiter, run_batches
 
-
-@pytest.fixture(autouse=True)
-def shared_context(sc):
-    """These expectations assume local[3]; the tests' checkpoint dirs are theirs only."""
-    assert sc.defaultParallelism == 3
-    before = sc.getCheckpointDir()
-    yield
-    sc._checkpoint_dir = before
-
-
-@pytest.fixture
-def checkpointed(tmp_path):
-    """``configure=`` for run_batches: a checkpoint directory under tmp_path."""
-    return lambda ssc: ssc.checkpoint(str(tmp_path / "checkpoint"))
+pytestmark = pytest.mark.usefixtures("shared_context")
 
 
 def at(seconds: float) -> datetime.datetime:
     """A batch time as PySpark shows it (local time; the manual clock starts at 0)."""
     return datetime.datetime.fromtimestamp(seconds)
-
-
-# -- plain-Python models ------------------------------------------------------------------------
-
-def model_windows(inputs: list, w: int, s: int, num_batches: int) -> list[list]:
-    """The records of each window: batches (k - w, k] for k = s, 2s, ... <= num_batches."""
-    out = []
-    for k in range(s, num_batches + 1, s):
-        out.append([r for j in range(max(1, k - w + 1), k + 1) if j <= len(inputs)
-                    for r in inputs[j - 1]])
-    return out
-
-
-def count_values(records) -> dict:
-    counts: dict = {}
-    for r in records:
-        counts[r] = counts.get(r, 0) + 1
-    return counts
-
-
-def reduce_pairs(pairs, func=add) -> dict:
-    result: dict = {}
-    for k, v in pairs:
-        result[k] = func(result[k], v) if k in result else v
-    return result
-
-
-def model_reduce_by_key_and_window(inputs, w, s, num_batches, keep_zero_keys=False) -> list[list]:
-    """reduceByKeyAndWindow(add, ...) per window. ``keep_zero_keys``: the incremental
-    path without a filter keeps every key seen since the first batch (at 0 once gone)."""
-    out = []
-    for i, records in enumerate(model_windows(inputs, w, s, num_batches)):
-        sums = reduce_pairs(records)
-        if keep_zero_keys:
-            k = (i + 1) * s
-            for batch in inputs[:k]:
-                for key, _ in batch:
-                    sums.setdefault(key, 0)
-        out.append(sorted(sums.items()))
-    return out
-
-
-def model_update_state(inputs, num_batches, update, initial=()) -> list[list]:
-    """updateStateByKey: ``update(new_values, last)`` for every key, every batch."""
-    state = dict(initial)
-    out = []
-    for i in range(num_batches):
-        new = defaultdict(list)
-        for k, v in (inputs[i] if i < len(inputs) else []):
-            new[k].append(v)
-        updated = {}
-        for k in set(state) | set(new):
-            value = update(sorted(new.get(k, [])), state.get(k))
-            if value is not None:
-                updated[k] = value
-        state = updated
-        out.append(sorted(state.items()))
-    return out
-
-
-class ModelState:
-    """Spark's State for the mapWithState model."""
-
-    def __init__(self, entry, timing_out=False):
-        self.exists_, self.value, self.timing_out = entry is not None, entry, timing_out
-        self.updated = self.removed = False
-
-    def exists(self):
-        return self.exists_
-
-    def get(self):
-        return self.value
-
-    def getOption(self):
-        return self.value if self.exists_ else None
-
-    def update(self, value):
-        if self.timing_out:
-            raise ValueError("Cannot update the state that is timing out")
-        self.value, self.exists_, self.updated = value, True, True
-
-    def remove(self):
-        if self.timing_out:
-            raise ValueError("Cannot remove the state that is timing out")
-        self.removed, self.exists_, self.value = True, False, None
-
-    def isTimingOut(self):
-        return self.timing_out
-
-
-def model_map_with_state(inputs, num_batches, fn, timeout_batches=None, initial=()):
-    """Per batch: (sorted mapped records, sorted state snapshot). A key last seen at
-    batch j times out at the first batch k with j < k - timeout (batch times in s)."""
-    state = {k: (v, 1) for k, v in initial}  # key -> (state, batch last seen)
-    out = []
-    for k in range(1, num_batches + 1):
-        mapped = []
-        for key, value in (inputs[k - 1] if k <= len(inputs) else []):
-            entry = state.get(key)
-            st = ModelState(entry[0] if entry else None)
-            mapped.append(fn(key, value, st))
-            if st.removed:
-                state.pop(key, None)
-            elif st.updated:
-                state[key] = (st.value, k)
-            elif entry is not None:
-                state[key] = (entry[0], k)
-        if timeout_batches is not None:
-            for key, (value, seen) in sorted(state.items()):
-                if seen < k - timeout_batches:
-                    mapped.append(fn(key, None, ModelState(value, timing_out=True)))
-                    del state[key]
-        out.append((sorted(mapped), sorted((key, v) for key, (v, _) in state.items())))
-    return out
-
-
-def word_batches(seed: int, batches: int, keys: str = "abcdef", per_batch: int = 6,
-                 distinct: bool = False) -> list[list]:
-    """Deterministic (key, small int) batches, one of them empty. ``distinct``: no key
-    twice in a batch (the order of a key's records within a batch is not defined)."""
-    rng = random.Random(seed)
-    out = [[(k, rng.randint(1, 5)) for k in (rng.sample(keys, per_batch) if distinct else
-                                              [rng.choice(keys) for _ in range(per_batch)])]
-           for _ in range(batches)]
-    out[batches // 2] = []
-    return out
-
-
-# -- window -----------------------------------------------------------------------------------
-
-def test_window_count_as_pyspark(sc):
-    # PySpark's test_window: 0.5 s batches, window of 3 batches, drained after the input ends.
-    inputs = [list(range(n)) for n in range(1, 6)]
-    got = run_batches(sc, inputs, lambda s: s.window(1.5, 0.5).count(), batch_s=0.5,
-                      num_batches=7)
-    assert got == [[1], [3], [6], [9], [12], [9], [5]]
-
-
-def test_window_slide_one(sc):
-    inputs = [[10 * i + j for j in range(i + 1)] for i in range(5)]
-    got = run_batches(sc, inputs, lambda s: s.window(3), num_batches=8, sort=True)
-    assert got == [sorted(r) for r in model_windows(inputs, 3, 1, 8)]
-    assert got[-1] == []  # the window has slid past the input
-
-
-def test_window_slide_two(sc):
-    inputs = [[1], [2], [3], [4], [5]]
-    got = run_batches(sc, inputs, lambda s: s.window(4, 2), num_batches=10, sort=True)
-    # Output only every second batch: windows (0,2], (0,4], (2,6], (4,8], (6,10].
-    assert got == [[1, 2], [1, 2, 3, 4], [3, 4, 5], [5], []]
-    got = run_batches(sc, inputs, lambda s: s.window(3, 2), num_batches=8, sort=True)
-    assert got == [[1, 2], [2, 3, 4], [4, 5], []]
-    assert got == [sorted(r) for r in model_windows(inputs, 3, 2, 8)]
-
-
-def test_window_of_a_window(sc):
-    # A windowed stream slides by 2 batches: a window over it counts in those.
-    inputs = [[i] for i in range(1, 9)]
-    got = run_batches(sc, inputs, lambda s: s.window(2, 2).window(4, 2), num_batches=8, sort=True)
-    assert got == [[1, 2], [1, 2, 3, 4], [3, 4, 5, 6], [5, 6, 7, 8]]
-
-
-# -- reduceByWindow / countByWindow / countByValueAndWindow ---------------------------------------
-
-def test_reduce_by_window_without_inverse(sc):
-    inputs = [[1, 2], [3], [], [4, 5, 6], [7]]
-    got = run_batches(sc, inputs, lambda s: s.reduceByWindow(add, None, 3, 1), num_batches=8)
-    # An empty window reduces to nothing at all.
-    assert got == [[3], [6], [6], [18], [22], [22], [7], []]
-
-
-def test_reduce_by_window_with_inverse_small_window(sc, checkpointed):
-    # Window < 5 slides: reduced from scratch like the no-inverse case (no zero left over).
-    inputs = [[1, 2], [3], [], [4, 5, 6], [7]]
-    got = run_batches(sc, inputs, lambda s: s.reduceByWindow(add, sub, 3, 1), num_batches=8,
-                      configure=checkpointed)
-    assert got == [[3], [6], [6], [18], [22], [22], [7], []]
-
-
-def test_reduce_by_window_with_inverse_incremental(sc, checkpointed):
-    inputs = [[1, 2], [3], [], [4, 5, 6], [7], [8]]
-    expected = [sum(sum(inputs[j]) for j in range(max(0, k - 5), min(k, 6))) for k in range(1, 13)]
-    with_inverse = run_batches(sc, inputs, lambda s: s.reduceByWindow(add, sub, 5, 1),
-                               num_batches=12, configure=checkpointed)
-    # Incrementally, the window's one key stays when it empties: its value becomes 0.
-    assert with_inverse == [[v] for v in expected]
-    assert with_inverse[-1] == [0]
-    without = run_batches(sc, inputs, lambda s: s.reduceByWindow(add, None, 5, 1), num_batches=12)
-    # From scratch, a window of only empty batches (from 11 s) reduces to nothing.
-    assert without == [[v] for v in expected[:10]] + [[], []]
-
-
-def test_count_by_window_as_pyspark(sc, checkpointed):
-    inputs = [list(range(n)) for n in range(1, 6)]
-    got = run_batches(sc, inputs, lambda s: s.countByWindow(1.5, 0.5), batch_s=0.5,
-                      num_batches=8, configure=checkpointed)
-    assert got == [[1], [3], [6], [9], [12], [9], [5], []]
-
-
-def test_count_by_window_large_as_pyspark(sc, checkpointed):
-    # PySpark's test_count_by_window_large (window of 5 batches: incremental), then drained.
-    inputs = [list(range(n)) for n in range(1, 7)]
-    got = run_batches(sc, inputs, lambda s: s.countByWindow(2.5, 0.5), batch_s=0.5,
-                      num_batches=12, configure=checkpointed)
-    assert got == [[1], [3], [6], [10], [15], [20], [18], [15], [11], [6], [0], [0]]
-
-
-def test_count_by_value_and_window_as_pyspark(sc, checkpointed):
-    inputs = [list(range(n)) for n in range(1, 7)]
-    got = run_batches(sc, inputs, lambda s: s.countByValueAndWindow(2.5, 0.5), batch_s=0.5,
-                      num_batches=12, sort=True, configure=checkpointed)
-    assert got == [[(0, 1)],
-                   [(0, 2), (1, 1)],
-                   [(0, 3), (1, 2), (2, 1)],
-                   [(0, 4), (1, 3), (2, 2), (3, 1)],
-                   [(0, 5), (1, 4), (2, 3), (3, 2), (4, 1)],
-                   [(0, 5), (1, 5), (2, 4), (3, 3), (4, 2), (5, 1)],
-                   [(0, 4), (1, 4), (2, 4), (3, 3), (4, 2), (5, 1)],
-                   [(0, 3), (1, 3), (2, 3), (3, 3), (4, 2), (5, 1)],
-                   [(0, 2), (1, 2), (2, 2), (3, 2), (4, 2), (5, 1)],
-                   [(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1)],
-                   [], []]  # zero counts are filtered out
-
-
-def test_count_by_value_and_window_slide_two_with_partitions(sc, checkpointed):
-    inputs = [["a", "b"], ["a"], ["c"], [], ["a", "a"], ["b"], ["d"]]
-    got = run_batches(sc, inputs, lambda s: s.countByValueAndWindow(10, 2, numPartitions=2)
-                      .glom(), num_batches=22, configure=checkpointed)
-    assert all(len(parts) == 2 for parts in got)
-    counted = [sorted(r for part in parts for r in part) for parts in got]
-    expected = [sorted(count_values(records).items())
-                for records in model_windows(inputs, 10, 2, 22)]
-    assert counted == expected
-    assert counted[-1] == []
-
-
-# -- groupByKeyAndWindow -----------------------------------------------------------------------
-
-def test_group_by_key_and_window_as_pyspark(sc, checkpointed):
-    inputs = [[("a", i)] for i in range(5)]
-    got = run_batches(sc, inputs, lambda s: s.groupByKeyAndWindow(1.5, 0.5).mapValues(sorted),
-                      batch_s=0.5, num_batches=8, configure=checkpointed)
-    assert got == [[("a", [0])], [("a", [0, 1])], [("a", [0, 1, 2])], [("a", [1, 2, 3])],
-                   [("a", [2, 3, 4])], [("a", [3, 4])], [("a", [4])], []]
-
-
-def test_group_by_key_and_window_incremental(sc, checkpointed):
-    inputs = [[("a", i)] + ([("b", 10 * i)] if i % 2 == 0 else []) for i in range(7)]
-
-    def op(s):
-        grouped = s.groupByKeyAndWindow(5, 1, numPartitions=2)
-        return grouped.mapValues(lambda values: (type(values).__name__, sorted(values)))
-
-    got = run_batches(sc, inputs, op, num_batches=13, sort=True, configure=checkpointed)
-    expected = []
-    for records in model_windows(inputs, 5, 1, 13):
-        groups = defaultdict(list)
-        for k, v in records:
-            groups[k].append(v)
-        expected.append(groups)
-    for k, (batch, groups) in enumerate(zip(got, expected), start=1):
-        keys_seen = {key for b in inputs[:k] for key, _ in b}
-        # Incrementally kept, as in PySpark: a key whose values all left stays, empty.
-        assert batch == [(key, ("ResultIterable", sorted(groups.get(key, []))))
-                         for key in sorted(keys_seen)], f"batch {k}"
-    assert got[-1] == [("a", ("ResultIterable", [])), ("b", ("ResultIterable", []))]
-
-
-# -- reduceByKeyAndWindow -------------------------------------------------------------------------
-
-@pytest.mark.parametrize("batch_s,window_s,slide_s,num_batches", [
-    (1.0, 5, 1, 14),    # window of 5 slides of 1 batch
-    (0.5, 5.0, 1.0, 22),  # window of 5 slides of 2 batches
-])
-def test_reduce_by_key_and_window_incremental_equals_from_scratch(sc, checkpointed, batch_s,
-                                                                   window_s, slide_s, num_batches):
-    inputs = word_batches(seed=11, batches=9)
-    w, s = int(window_s / batch_s), int(slide_s / batch_s)
-    inverse_calls = sc.accumulator(0)
-
-    def counted_sub(a, b):
-        inverse_calls.add(1)
-        return a - b
-
-    plain = run_batches(sc, inputs, lambda st: st.reduceByKeyAndWindow(add, None, window_s, slide_s),
-                        batch_s=batch_s, num_batches=num_batches, sort=True)
-    incremental = run_batches(
-        sc, inputs, lambda st: st.reduceByKeyAndWindow(add, counted_sub, window_s, slide_s,
-                                                       filterFunc=lambda kv: kv[1] != 0),
-        batch_s=batch_s, num_batches=num_batches, sort=True, configure=checkpointed)
-    expected = model_reduce_by_key_and_window(inputs, w, s, num_batches)
-    assert len(expected) == num_batches // s
-    assert plain == expected
-    assert incremental == expected
-    assert expected[-1] == [] and any(expected)
-    assert inverse_calls.value > 0, "the inverse function was never used: not incremental"
-
-
-def test_reduce_by_key_and_window_inverse_keeps_zero_keys(sc, checkpointed):
-    # Without a filter the incremental window keeps keys whose values all left, at 0 (PySpark).
-    inputs = word_batches(seed=5, batches=8)
-    got = run_batches(sc, inputs, lambda st: st.reduceByKeyAndWindow(add, sub, 5, 1),
-                      num_batches=14, sort=True, configure=checkpointed)
-    assert got == model_reduce_by_key_and_window(inputs, 5, 1, 14, keep_zero_keys=True)
-    assert got[-1] and all(v == 0 for _, v in got[-1])
-
-
-def test_reduce_by_key_and_window_filter_func_drops_expired_keys(sc, checkpointed):
-    inputs = [[("a", 1), ("b", 2)], [("a", 3)], [], [("c", 1)], [], [], [("a", 1)]]
-    got = run_batches(sc, inputs, lambda st: st.reduceByKeyAndWindow(
-        add, sub, 5, 1, filterFunc=lambda kv: kv[1] > 0), num_batches=13, sort=True,
-        configure=checkpointed)
-    assert got == [[("a", 1), ("b", 2)], [("a", 4), ("b", 2)], [("a", 4), ("b", 2)],
-                   [("a", 4), ("b", 2), ("c", 1)], [("a", 4), ("b", 2), ("c", 1)],
-                   [("a", 3), ("c", 1)], [("a", 1), ("c", 1)], [("a", 1), ("c", 1)],
-                   [("a", 1)], [("a", 1)], [("a", 1)], [], []]
-
-
-@pytest.mark.parametrize("inverse", [None, sub], ids=["without_inverse", "with_inverse"])
-def test_reduce_by_key_and_window_num_partitions(sc, checkpointed, inverse):
-    inputs = word_batches(seed=3, batches=6, keys="abcdefghij")
-    got = run_batches(sc, inputs, lambda st: st.reduceByKeyAndWindow(
-        add, inverse, 5, 1, numPartitions=4, filterFunc=lambda kv: kv[1] != 0).glom(),
-        num_batches=8, configure=checkpointed)
-    assert len(got) == 8
-    for parts in got:
-        assert len(parts) == 4
-        for index, part in enumerate(parts):  # hash-partitioned as PySpark's reduceByKey
-            assert all(portable_hash(k) % 4 == index for k, _ in part)
-    records = [sorted(r for part in parts for r in part) for parts in got]
-    assert records == model_reduce_by_key_and_window(inputs, 5, 1, 8)
-
-
-def test_reduce_by_key_and_window_default_slide_is_the_parent_slide(sc):
-    inputs = [[("k", 1)], [("k", 2)], [("k", 4)]]
-    got = run_batches(sc, inputs, lambda st: st.reduceByKeyAndWindow(add, None, 2),
-                      num_batches=4)
-    assert got == [[("k", 1)], [("k", 3)], [("k", 6)], [("k", 4)]]
-
-
-# -- invalid durations ----------------------------------------------------------------------------
-
-def test_invalid_window_durations_raise_at_definition(sc):
-    ssc = StreamingContext(sc, 1.0, clock=ManualClock(0))
-    try:
-        stream = ssc.queueStream([[1]])
-        pairs = stream.map(lambda x: (x, 1))
-        with pytest.raises(ValueError, match="windowDuration must be multiple"):
-            stream.window(1.5)
-        with pytest.raises(ValueError, match="slideDuration must be multiple"):
-            stream.window(2, 1.5)
-        with pytest.raises(ValueError, match="windowDuration must be multiple"):
-            stream.reduceByWindow(add, sub, 2.5, 1)
-        with pytest.raises(ValueError, match="windowDuration must be multiple"):
-            stream.countByWindow(0.5, 1)
-        with pytest.raises(ValueError, match="slideDuration must be multiple"):
-            stream.countByValueAndWindow(4, 0.3)
-        with pytest.raises(ValueError, match="slideDuration must be multiple"):
-            pairs.groupByKeyAndWindow(4, 2.5)
-        with pytest.raises(ValueError, match="windowDuration must be multiple"):
-            pairs.reduceByKeyAndWindow(add, None, 3.5, 1)
-        with pytest.raises(ValueError, match="slideDuration must be multiple"):
-            pairs.reduceByKeyAndWindow(add, sub, 4, 1.5)
-        # A windowed stream's slide is the unit for windows over it.
-        with pytest.raises(ValueError, match="windowDuration must be multiple"):
-            stream.window(4, 2).window(3, 2)
-        with pytest.raises(ValueError, match="positive"):
-            stream.window(0)
-    finally:
-        ssc.stop(stopSparkContext=False)
 
 
 # -- updateStateByKey -----------------------------------------------------------------------------
@@ -531,12 +150,6 @@ def test_state_without_checkpoint_directory_fails_at_start(sc, operation):
         assert StreamingContext.getActive() is None
     finally:
         ssc.stop(stopSparkContext=False)
-
-
-def test_windows_without_inverse_need_no_checkpoint(sc):
-    got = run_batches(sc, [[("a", 1)], [("a", 2)]], lambda s: s.reduceByKeyAndWindow(
-        add, None, 5, 1).map(lambda kv: kv[1]), num_batches=2)
-    assert got == [[1], [3]]
 
 
 # -- mapWithState --------------------------------------------------------------------------------
@@ -752,3 +365,125 @@ def test_a_failing_mapping_function_fails_its_batch_with_the_error(sc, checkpoin
     with pytest.raises(Exception, match="Cannot update the state after it has been removed"):
         run_batches(sc, [[("a", "boom")]], lambda s: s.mapWithState(StateSpec.function(fn)),
                     num_batches=1, configure=checkpointed)
+
+
+# -- the checkpoint directory stays bounded ------------------------------------------------------
+
+RESULTS: dict[str, dict[int, list]] = {}
+
+
+class RecordInto:
+    """foreachRDD target that pickles by reference (the metadata checkpoint holds it):
+    each batch's sorted records go to ``RESULTS[name][batch ms]``."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, time, rdd):
+        RESULTS.setdefault(self.name, {})[int(round(time.timestamp() * 1000))] = \
+            sorted(rdd.collect())
+
+
+def add_counts(new_values, last):
+    return sum(new_values) + (last or 0)
+
+
+def ticks(time, rdd):
+    """Each batch's data, made from its time: (second % 3, 1) and (second % 5, 10)."""
+    second = int(round(time.timestamp()))
+    return rdd.context.parallelize([(second % 3, 1), (second % 5, 10)], 2).union(rdd)
+
+
+def model_counts(last_second: int) -> list:
+    counts: dict = {}
+    for second in range(1, last_second + 1):
+        for key, value in ((second % 3, 1), (second % 5, 10)):
+            counts[key] = counts.get(key, 0) + value
+    return sorted(counts.items())
+
+
+class Stepper:
+    """Starts a context from ``getOrCreate`` on a shared manual clock; steps batches."""
+
+    def __init__(self, ssc: StreamingContext, clock: ManualClock):
+        self.ssc, self.clock = ssc, clock
+        self.waiter = BatchWaiter()
+        ssc.addStreamingListener(self.waiter)
+        ssc.start()
+
+    def step_to(self, second: int) -> None:
+        self.clock.set_ms(second * 1000)
+        assert self.waiter.wait_for(second * 1000, 60), f"batch {second}s did not complete"
+        # Cleanup and the metadata checkpoint follow the completion event: let them finish.
+        assert self.ssc._scheduler.wait_idle(30), "the batch's cleanup did not finish"
+
+
+def test_checkpoint_directory_stays_bounded_over_many_batches_and_a_restart(sc, tmp_path):
+    """updateStateByKey checkpointed every batch for 30 batches: at most the two newest
+    state checkpoints (the newest metadata may be unreadable: the one before must still
+    work) and ten metadata files. Restarted with getOrCreate, checkpoint data that the
+    restored metadata does not name (left by a killed driver) is deleted, and the old
+    application's state is deleted once superseded."""
+    checkpoint, inbox = tmp_path / "checkpoint", tmp_path / "inbox"
+    inbox.mkdir()
+    name = f"bounded-{tmp_path.name}"
+    clock = ManualClock(0)
+
+    def setup():
+        ssc = StreamingContext(sc, 1.0, clock=clock)
+        ssc.checkpoint(str(checkpoint))
+        counts = ssc.textFileStream(str(inbox)).map(lambda line: (line, 1)).transform(ticks) \
+            .updateStateByKey(add_counts)
+        counts.checkpoint(1)
+        counts.foreachRDD(RecordInto(name))
+        return ssc
+
+    def state_dirs() -> set[Path]:
+        return set(checkpoint.glob("*/rdd-*"))
+
+    def app_dirs() -> set[Path]:
+        return {p for p in checkpoint.iterdir() if re.fullmatch(r"[0-9a-f]{32}", p.name)}
+
+    first = StreamingContext.getOrCreate(str(checkpoint), setup)
+    assert first._recovered is None
+    stepper = Stepper(first, clock)
+    try:
+        for second in range(1, 31):
+            stepper.step_to(second)
+            assert len(state_dirs()) <= 2, sorted(state_dirs())
+            assert len(list(checkpoint.glob("checkpoint-*"))) <= metadata.KEEP_FILES
+            newest = metadata.read_latest(checkpoint, None)
+            named = {Path(p) for s in newest.graph.all_streams() for p in s._checkpoint_paths()}
+            assert named == state_dirs(), "the newest metadata must name the state kept"
+    finally:
+        first.stop(stopSparkContext=False)
+    assert RESULTS[name][30_000] == model_counts(30)
+    assert len(app_dirs()) == 1
+    old_app, old_state = next(iter(app_dirs())), state_dirs()
+
+    # What a killed driver leaves: state written after its last metadata checkpoint, and
+    # an earlier application's directory with nothing the metadata names.
+    orphan = old_app / "rdd-99999"
+    orphan.mkdir()
+    (orphan / "part-00000").write_bytes(b"x")
+    stray = checkpoint / ("0" * 32)
+    (stray / "rdd-7").mkdir(parents=True)
+    not_ours = checkpoint / "notes"
+    not_ours.mkdir()
+
+    again = StreamingContext.getOrCreate(str(checkpoint), setup)
+    try:
+        assert again._recovered is not None and again._recovered.time_ms == 30_000
+        assert not orphan.exists() and not stray.exists()
+        assert old_state <= state_dirs() and not_ours.exists()
+        stepper = Stepper(again, clock)
+        for second in range(31, 36):
+            stepper.step_to(second)
+            assert len(state_dirs()) <= 2, sorted(state_dirs())
+        assert RESULTS[name][35_000] == model_counts(35)
+        assert not old_state & state_dirs(), "the old application's state was not deleted"
+        assert len(app_dirs()) <= 2
+        assert len(list(checkpoint.glob("checkpoint-*"))) <= metadata.KEEP_FILES
+    finally:
+        again.stop(stopSparkContext=False)
+        RESULTS.pop(name, None)

@@ -129,7 +129,7 @@ class Stepper:
     def step_to(self, second: int) -> None:
         self.clock.set_ms(second * 1000)
         assert self.waiter.wait_for(second * 1000, 60), f"batch {second}s did not complete"
-        assert self.ssc._runner.wait_idle(30)  # its cleanup and metadata checkpoint too
+        assert self.ssc._scheduler.wait_idle(30)  # its cleanup and metadata checkpoint too
 
 
 def test_get_or_create_checkpoints_to_the_path_and_recovers_without_setup(sc, tmp_path):

@@ -27,20 +27,12 @@ from pathlib import Path
 
 import pytest
 
-from test_recovery import (  # noqa: F401 - baseline and clocked are fixtures used here
-    AFTER_STEPS, BATCH_MS, JOBS, REPLAYED, STEPS, JobRun, Scenario, baseline, clocked)
+from recovery_scenarios import AFTER_STEPS, BATCH_MS, JOBS, REPLAYED, STEPS, JobRun, Scenario
 
 V1, V2, V3 = (JOBS / f"upgrade_wordcount_v{n}.py" for n in (1, 2, 3))
 STATE = re.compile(r"^(V\d) STATE (\[.*\])$", re.M)
 GRACEFUL = {"SLUICEGATE_CONF_spark_streaming_stopGracefullyOnShutdown": "true"}
 UPGRADE_SETTING = {"SLUICEGATE_CONF_spark_sluicegate_streaming_upgrade": "true"}
-
-
-@pytest.fixture
-def scenario(tmp_path):
-    found = Scenario(tmp_path)
-    yield found
-    found.close()
 
 
 def states(run: JobRun, version: str) -> list[list]:

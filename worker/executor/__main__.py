@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 from sluicegate.common.config import parse_size_bytes
+from sluicegate.common.constants import (
+    ENV_LOG_LEVEL, EXECUTOR_REGISTRATION_TIMEOUT_S, FETCH_TIMEOUT_S)
 from sluicegate.common.taskcontext import mark_executor_process
 
 from .process import ExecutorProcess
@@ -32,9 +34,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit when this process (the local driver) is gone")
     parser.add_argument("--secret-stdin", action="store_true",
                         help="read the shared secret from the first line of stdin")
-    parser.add_argument("--registration-timeout", type=float, default=60.0)
-    parser.add_argument("--fetch-timeout", type=float, default=30.0)
-    parser.add_argument("--log-level", default=os.environ.get("SLUICEGATE_LOG_LEVEL", "WARNING"))
+    parser.add_argument("--registration-timeout", type=float,
+                        default=EXECUTOR_REGISTRATION_TIMEOUT_S)
+    parser.add_argument("--fetch-timeout", type=float, default=FETCH_TIMEOUT_S)
+    parser.add_argument("--log-level", default=os.environ.get(ENV_LOG_LEVEL, "WARNING"))
     args = parser.parse_args(argv)
     mark_executor_process()  # a task here must not create a SparkContext
 

@@ -118,7 +118,7 @@ def _records(node: p.KafkaRangeSource, ctx) -> Iterator:
     key, cached = _checkout(node)
     done = False
     try:
-        for chunk in _chunks(node, cached):
+        for chunk in _RangeReader(node, cached).chunks():
             ctx.records_in += len(chunk)
             yield from chunk
         done = True
@@ -133,68 +133,94 @@ def _records(node: p.KafkaRangeSource, ctx) -> Iterator:
             _checkin(key, cached)
 
 
-def _chunks(node: p.KafkaRangeSource, cached: _Cached) -> Iterator[list]:
-    ck = client()
-    until = node.until_offset
-    position = node.from_offset
-    if cached.next_offset != position:
-        cached.seek(position)
-    convert = _CONVERTERS[node.form]
-    timeout_s = node.poll_timeout_ms / 1000.0
-    last_progress = time.monotonic()
-    last_error: str | None = None
-    backoff = RESEEK_BACKOFF_S[0]
-    out_of_range = (ck.KafkaError._AUTO_OFFSET_RESET, ck.KafkaError.OFFSET_OUT_OF_RANGE)
-    while position < until:
-        if cached.leftover:
-            messages, cached.leftover = cached.leftover, []
-        else:
-            messages = cached.consumer.consume(min(until - position, MAX_RECORDS_PER_POLL),
-                                               POLL_S)
+class _RangeReader:
+    """Reads one range ``[from, until)`` through a cached consumer, a chunk (a list of
+    records) at a time: waits out a broker that does not have the offsets yet, and
+    fails once nothing came for the poll timeout."""
+
+    def __init__(self, node: p.KafkaRangeSource, cached: _Cached):
+        ck = client()
+        self.node = node
+        self.cached = cached
+        self.position = node.from_offset  # the next offset the range needs
+        self.convert = _CONVERTERS[node.form]
+        self.timeout_s = node.poll_timeout_ms / 1000.0
+        self.last_progress = time.monotonic()
+        self.last_error: str | None = None
+        self.backoff = RESEEK_BACKOFF_S[0]
+        self.out_of_range = (ck.KafkaError._AUTO_OFFSET_RESET, ck.KafkaError.OFFSET_OUT_OF_RANGE)
+
+    def chunks(self) -> Iterator[list]:
+        node, cached, until = self.node, self.cached, self.node.until_offset
+        if cached.next_offset != self.position:
+            cached.seek(self.position)
+        while self.position < until:
+            if cached.leftover:
+                messages, cached.leftover = cached.leftover, []
+            else:
+                messages = cached.consumer.consume(
+                    min(until - self.position, MAX_RECORDS_PER_POLL), POLL_S)
+            fast = _fast_chunk(messages, self.position, until, node.form) if messages else None
+            if fast is not None:  # the usual case: records only, all inside the range
+                self.position = messages[-1].offset() + 1
+                chunk, reseek = fast, False
+            else:
+                chunk, reseek = self._sort_out(messages)
+            if chunk:
+                self.last_progress = time.monotonic()
+                self.backoff = RESEEK_BACKOFF_S[0]
+                yield chunk
+                continue
+            if cached.leftover or (not reseek and (cached.position() or -1) >= until):
+                break  # the rest of the range is offsets without records (markers, compaction)
+            self._wait(reseek)
+
+    def _sort_out(self, messages: list) -> tuple[list, bool]:
+        """The records of ``messages`` inside the range, one by one, and whether the
+        broker said an offset is out of range; errors are noted, records before the range
+        skipped, the next range's kept as the consumer's leftover."""
+        node, convert, leftover = self.node, self.convert, self.cached.leftover
+        until = node.until_offset
         chunk: list = []
         reseek = False
-        fast = _fast_chunk(messages, position, until, node.form) if messages else None
-        if fast is not None:  # the usual case: records only, all inside the range
-            position = messages[-1].offset() + 1
-            last_progress = time.monotonic()
-            backoff = RESEEK_BACKOFF_S[0]
-            yield fast
-            continue
+        position = self.position
         for message in messages:
             error = message.error()
             if error is not None:
-                if error.code() in out_of_range:
+                if error.code() in self.out_of_range:
                     reseek = True
-                last_error = str(error)
+                self.last_error = str(error)
                 continue
             offset = message.offset()
             if offset < position:
                 continue  # before the range: a batch the broker returned whole
             if offset >= until:
-                cached.leftover.append(message)  # the next range's, already here
+                leftover.append(message)  # the next range's, already here
                 continue
             chunk.append(convert(message, node.topic, node.partition))
             position = offset + 1
-        if chunk:
-            last_progress = time.monotonic()
-            backoff = RESEEK_BACKOFF_S[0]
-            yield chunk
-            continue
-        if cached.leftover or (not reseek and (cached.position() or -1) >= until):
-            break  # the rest of the range is offsets without records (markers, compaction)
-        if time.monotonic() - last_progress > timeout_s:
+        self.position = position
+        return chunk, reseek
+
+    def _wait(self, reseek: bool) -> None:
+        """Nothing came: fail past the poll timeout; after an out-of-range answer, wait
+        (doubling) and seek again."""
+        node = self.node
+        if time.monotonic() - self.last_progress > self.timeout_s:
             raise KafkaFetchError(
                 f"Kafka topic {node.topic!r} partition {node.partition}: got offsets "
-                f"[{node.from_offset}, {position}) of [{node.from_offset}, {until}) and then "
-                f"nothing for {timeout_s:g}s (spark.streaming.kafka.consumer.poll.ms)"
-                + (f"; last error: {last_error}" if last_error else ""))
+                f"[{node.from_offset}, {self.position}) of [{node.from_offset}, "
+                f"{node.until_offset}) and then nothing for {self.timeout_s:g}s "
+                "(spark.streaming.kafka.consumer.poll.ms)"
+                + (f"; last error: {self.last_error}" if self.last_error else ""))
         if reseek:
             # The broker does not have these offsets (yet): ask again after a while.
             log.warning("Kafka %s-%d: offset %d out of range on the broker (%s); retrying in "
-                        "%.1fs", node.topic, node.partition, position, last_error, backoff)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, RESEEK_BACKOFF_S[1])
-            cached.seek(position)
+                        "%.1fs", node.topic, node.partition, self.position, self.last_error,
+                        self.backoff)
+            time.sleep(self.backoff)
+            self.backoff = min(self.backoff * 2, RESEEK_BACKOFF_S[1])
+            self.cached.seek(self.position)
 
 
 def _fast_chunk(messages: list, position: int, until: int, form: str) -> list | None:

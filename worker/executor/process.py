@@ -1,20 +1,24 @@
 """An executor process: registers with one application's driver and runs its
 tasks, one at a time (one core; a host runs one executor per core).
 
-Two threads, each owning its own sockets (ZeroMQ sockets are not shared):
+Three threads, each owning its own sockets (ZeroMQ sockets are not shared):
 
-* the link thread holds the control connection to the driver and the block
-  service socket peers fetch from. It registers, queues task launches,
-  stores pushed blocks, answers peers, and stops the process when the driver
-  is gone (silent past the timeout, or the parent process died);
-* the heartbeat thread does nothing but heartbeat (reporting how long the
-  running task has been going, so a hung task shows), on a connection of its
-  own: neither a busy task nor a link thread answering peers or waiting for
-  the block store's lock can hold a heartbeat back. (A user function that
-  holds the GIL in one C call for longer than ``spark.network.timeout`` still
-  can: Python runs no other thread meanwhile.)
+* the link thread (``driver_link.DriverLink``) holds the control connection
+  to the driver and the block service socket peers fetch from. It registers,
+  queues task launches, stores pushed blocks, answers peers, and stops the
+  process when the driver is gone (silent past the timeout, or the parent
+  process died); what it decides is ``driver_link_state.DriverLinkState``'s;
+* the heartbeat thread (``driver_link.HeartbeatLink``) does nothing but
+  heartbeat (reporting how long the running task has been going, so a hung
+  task shows), on a connection of its own: neither a busy task nor a link
+  thread answering peers or waiting for the block store's lock can hold a
+  heartbeat back. (A user function that holds the GIL in one C call for
+  longer than ``spark.network.timeout`` still can: Python runs no other
+  thread meanwhile.)
 * the task thread (main) runs tasks and replies on its own connection, on
-  which it also asks the driver for blocks it lacks.
+  which it also asks the driver for blocks it lacks. A launch reaches it
+  through a queue from the link thread, so that the link thread never waits
+  on a task and a task never waits on the link.
 """
 from __future__ import annotations
 
@@ -23,45 +27,40 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
 
-import psutil
 import zmq
 
-from sluicegate.common import broadcast, storage
+from sluicegate.common import broadcast
+from sluicegate.common.constants import (
+    EXECUTOR_REGISTRATION_TIMEOUT_S, FETCH_TIMEOUT_S, HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S)
 from sluicegate.common.protocol import ProtocolError
-from sluicegate.common.protocol.block_service import FetchBlocks, FetchShuffleSegments
 from sluicegate.common.protocol.executor import (
-    FAIL_ERROR, FAIL_KILLED, DriverBlock, DriverHeartbeat, DropBlocks, ExecutorHeartbeat,
-    ExecutorLost, ExecutorRegistered, FetchDriverBlock, KillTask,
-    LaunchTask, PushBlock, RegisterExecutor, RegistrationRefused, StopExecutor, TaskFailed)
-from sluicegate.common.transport import Transport, advertised_host, endpoint, recv, send
+    FAIL_ERROR, FAIL_KILLED, DriverBlock, FetchDriverBlock, LaunchTask, TaskFailed)
+from sluicegate.common.transport import Transport, advertised_host, recv, send
 
 from ..block_store import BlockMissing, BlockStore
-from ..shuffle.block_ids import is_rdd_block_of, is_shuffle_block_of
 from ..shuffle.fetcher import PeerFetcher
-from ..shuffle import limits as shuffle_limits
-from ..shuffle.service import answer_fetch, answer_segments
+from .driver_link import DriverLink, HeartbeatLink
 from .functions import FunctionCache
-from .task_kill import KILL_TIMEOUT_KEY, KillSwitch, TaskKilled
+from .task_kill import KillSwitch, TaskKilled
 from .task_runner import TaskRunner
 from .user_files import FileFetchError, UserFiles
 
 log = logging.getLogger("sluicegate.worker.executor")
 
-REGISTER_RETRY_S = 1.0
-STOP_GRACE_S = 3.0
-BLOCK_SERVICE_SLICE_S = 0.05
-
 
 class ExecutorProcess:
+    """One executor: its block store, closure cache and kill switch, and the
+    three threads that serve them (see the module's docstring)."""
+
     def __init__(self, executor_id: str, driver_endpoint: str, secret: bytes | None,
                  host: str, work_dir: Path, memory_limit_bytes: int,
-                 parent_pid: int | None = None, registration_timeout_s: float = 60.0,
-                 fetch_timeout_s: float = 30.0, advertise_host: str | None = None):
+                 parent_pid: int | None = None,
+                 registration_timeout_s: float = EXECUTOR_REGISTRATION_TIMEOUT_S,
+                 fetch_timeout_s: float = FETCH_TIMEOUT_S, advertise_host: str | None = None):
         self.executor_id = executor_id
         self.driver_endpoint = driver_endpoint
         self.host = host
@@ -75,10 +74,11 @@ class ExecutorProcess:
         self.registered = threading.Event()
         self.stopping = threading.Event()
         self.stop_reason = ""
-        self.heartbeat_interval_s = 0.5
-        self.heartbeat_timeout_s = 10.0
+        # The driver's, once registered (set by the link thread, read by the others).
+        self.heartbeat_interval_s = HEARTBEAT_INTERVAL_S
+        self.heartbeat_timeout_s = HEARTBEAT_TIMEOUT_S
         self.running: tuple[int, int, float] | None = None  # task_id, attempt, started
-        self.lost_executors: set[str] = set()
+        self._heartbeat: HeartbeatLink | None = None
         self._work_dir = work_dir
         self.fetch_timeout_s = fetch_timeout_s
         self.kills = KillSwitch(on_stuck=self._give_up_on_task)
@@ -87,14 +87,14 @@ class ExecutorProcess:
     def run(self) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when we stop
         self.kills.install()
-        link = _DriverLink(self)
+        link = DriverLink(self)
         link.start()
-        self._heartbeat = _Heartbeat(self)
+        self._heartbeat = HeartbeatLink(self)
         self._heartbeat.start()
         task_sock = self.transport.connect(
             zmq.DEALER, self.driver_endpoint, f"{self.executor_id}/task".encode())
         fetcher = PeerFetcher(self.transport, self.fetch_timeout_s,
-                              lambda e: e in self.lost_executors)
+                              link.state.lost_executors.__contains__)
         block_reader = _DriverBlockReader(self.store, task_sock, self.heartbeat_timeout_s)
         broadcast.install_block_reader(block_reader.read)
         runner = TaskRunner(self.executor_id, self.functions, self.store, fetcher, block_reader.read)
@@ -141,16 +141,20 @@ class ExecutorProcess:
             reason = self.kills.finished(task.task_id)
             if reason is None and reply is not None:
                 return reply
-        return TaskFailed(task.task_id, task.attempt, self.executor_id, FAIL_KILLED, "TaskKilled",
-                          f"task killed: {reason or 'interrupted'}", "", None, None, None,
-                          (time.monotonic() - started) * 1000.0)
+        return TaskFailed(task_id=task.task_id, attempt=task.attempt,
+                          executor_id=self.executor_id, reason=FAIL_KILLED,
+                          error_type="TaskKilled", message=f"task killed: {reason or 'interrupted'}",
+                          traceback="", shuffle_id=None, map_id=None, peer_executor=None,
+                          duration_ms=(time.monotonic() - started) * 1000.0)
 
     def _execute(self, task: LaunchTask, runner: TaskRunner, user_files: UserFiles):
         try:
             user_files.update(task.files_epoch)
         except FileFetchError as exc:
-            return TaskFailed(task.task_id, task.attempt, self.executor_id, FAIL_ERROR,
-                              "FileFetchError", str(exc), "", None, None, None, 0.0)
+            return TaskFailed(task_id=task.task_id, attempt=task.attempt,
+                              executor_id=self.executor_id, reason=FAIL_ERROR,
+                              error_type="FileFetchError", message=str(exc), traceback="",
+                              shuffle_id=None, map_id=None, peer_executor=None, duration_ms=0.0)
         return runner.run(task)
 
     def _give_up_on_task(self, why: str) -> None:
@@ -163,8 +167,10 @@ class ExecutorProcess:
         if not self.stopping.is_set():
             self.stop_reason = reason
             self.stopping.set()
+            if self._heartbeat is not None:
+                self._heartbeat.wake()  # it waits a whole heartbeat interval otherwise
 
-    def _close(self, link: "_DriverLink", task_sock: zmq.Socket, fetcher: PeerFetcher) -> None:
+    def _close(self, link: DriverLink, task_sock: zmq.Socket, fetcher: PeerFetcher) -> None:
         self.stop(self.stop_reason or "closing")
         link.join(timeout=2.0)
         self._heartbeat.join(timeout=2.0)
@@ -216,182 +222,3 @@ class _DriverBlockReader:
                 self.store.put_bytes(block_id, data)
                 return data
         raise BlockMissing(block_id, f"did not come from the driver within {self.timeout_s:.0f}s")
-
-
-class _DriverLink(threading.Thread):
-    """The control connection and the block service, on one polling thread."""
-
-    def __init__(self, executor: ExecutorProcess):
-        super().__init__(name=f"driver-link-{executor.executor_id}", daemon=True)
-        self.ex = executor
-        transport = executor.transport
-        self.control = transport.connect(zmq.DEALER, executor.driver_endpoint,
-                                         executor.executor_id.encode())
-        self.block_service, port = transport.bind(zmq.ROUTER, executor.host)
-        self.block_address = endpoint(executor.advertise_host, port)
-        self.last_driver_message = time.monotonic()
-
-    def run(self) -> None:
-        ex = self.ex
-        poller = zmq.Poller()
-        poller.register(self.control, zmq.POLLIN)
-        poller.register(self.block_service, zmq.POLLIN)
-        next_register = 0.0
-        next_heartbeat = 0.0
-        try:
-            while not ex.stopping.is_set():
-                now = time.monotonic()
-                if not ex.registered.is_set() and now >= next_register:
-                    send(self.control, self._registration())
-                    next_register = now + REGISTER_RETRY_S
-                if ex.registered.is_set() and now >= next_heartbeat:
-                    next_heartbeat = now + ex.heartbeat_interval_s  # sent by _Heartbeat
-                    self._check_driver_alive(now)
-                ex.kills.tick(now)
-                for sock, _ in poller.poll(int(min(ex.heartbeat_interval_s, 0.2) * 1000)):
-                    if sock is self.control:
-                        self._drain_control()
-                    else:
-                        self._drain_block_requests()
-        except Exception:  # noqa: BLE001 - the link dying must stop the process, loudly
-            log.exception("executor %s: driver link failed", ex.executor_id)
-            ex.stop("driver link failed")
-        finally:
-            self.control.close(linger=200)
-            self.block_service.close(0)
-            self._enforce_stop()
-
-    def _registration(self) -> RegisterExecutor:
-        return RegisterExecutor(self.ex.executor_id, socket.gethostname(), self.block_address, 1,
-                                psutil.virtual_memory().total, os.getpid())
-
-    def _check_driver_alive(self, now: float) -> None:
-        ex = self.ex
-        self._drain_control()  # what waited while this thread was busy counts
-        if ex.parent_pid is not None and os.getppid() != ex.parent_pid:
-            ex.stop("the driver process is gone")
-        elif now - self.last_driver_message > ex.heartbeat_timeout_s:
-            ex.stop(f"no word from the driver for {ex.heartbeat_timeout_s:.0f}s")
-
-    def _drain_control(self) -> None:
-        while self.control.poll(0, zmq.POLLIN):
-            try:
-                _, message = recv(self.control)
-            except ProtocolError as exc:
-                log.warning("executor %s: dropped a malformed message from the driver: %s",
-                            self.ex.executor_id, exc)
-                continue
-            self.last_driver_message = time.monotonic()
-            self._handle(message)
-
-    def _handle(self, message) -> None:
-        ex = self.ex
-        if isinstance(message, LaunchTask):
-            ex.tasks.put(message)
-        elif isinstance(message, KillTask):
-            ex.kills.request(message.task_id, message.reason, message.interrupt, time.monotonic())
-        elif isinstance(message, PushBlock):
-            ex.store.put_bytes(message.block_id, bytes(message.payload[0]))
-        elif isinstance(message, DriverHeartbeat):
-            pass
-        elif isinstance(message, DropBlocks):
-            doomed = set(message.block_ids)
-            ex.store.remove_where(
-                lambda b: b in doomed
-                or any(is_shuffle_block_of(b, s) for s in message.shuffle_ids)
-                or any(is_rdd_block_of(b, r) for r in message.rdd_ids))
-        elif isinstance(message, ExecutorRegistered):
-            ex.heartbeat_interval_s = message.heartbeat_interval_s
-            ex.heartbeat_timeout_s = message.heartbeat_timeout_s
-            storage.configure(message.conf)  # file system options for s3:// & co.
-            try:
-                shuffle_limits.configure(message.conf)
-            except ValueError as exc:
-                log.error("executor %s: %s; keeping the default shuffle limits",
-                          ex.executor_id, exc)
-            if isinstance(message.conf.get(KILL_TIMEOUT_KEY), (int, float)):
-                ex.kills.timeout_s = float(message.conf[KILL_TIMEOUT_KEY])
-            ex.registered.set()
-        elif isinstance(message, ExecutorLost):
-            ex.lost_executors.add(message.executor_id)
-        elif isinstance(message, StopExecutor):
-            ex.stop(message.reason)
-        elif isinstance(message, RegistrationRefused):
-            ex.stop(f"driver refused registration: {message.reason}")
-        else:
-            log.warning("executor %s: unexpected %s from the driver", ex.executor_id,
-                        type(message).__name__)
-
-    def _drain_block_requests(self) -> None:
-        # A slice at a time: peers asking without pause must not keep the
-        # driver's messages (and the check that the driver is alive) waiting.
-        until = time.monotonic() + BLOCK_SERVICE_SLICE_S
-        while self.block_service.poll(0, zmq.POLLIN) and time.monotonic() < until:
-            try:
-                peer, request = recv(self.block_service, routed=True)
-            except ProtocolError as exc:
-                log.warning("executor %s: dropped a malformed block request: %s",
-                            self.ex.executor_id, exc)
-                continue
-            if isinstance(request, FetchShuffleSegments):
-                reply = answer_segments(request, self.ex.store)
-            elif isinstance(request, FetchBlocks):
-                reply = answer_fetch(request, self.ex.store)
-            else:
-                continue
-            try:
-                send(self.block_service, reply, identity=peer)
-            except zmq.ZMQError as exc:
-                log.info("could not answer a peer (gone?): %s", exc)
-
-    def _enforce_stop(self) -> None:
-        """If the task thread is stuck in user code, do not outlive the driver."""
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline:
-            if self.ex.running is None:
-                return
-            time.sleep(0.05)
-        log.warning("executor %s: task still running %.0fs after stop (%s); exiting",
-                    self.ex.executor_id, STOP_GRACE_S, self.ex.stop_reason)
-        os._exit(0)
-
-
-class _Heartbeat(threading.Thread):
-    """Heartbeats to the driver, from their own thread and connection.
-
-    Started with the process, it beats from registration until the process
-    stops. The driver takes a heartbeat from any of the executor's
-    connections (by the executor id inside it).
-    """
-
-    def __init__(self, executor: ExecutorProcess):
-        super().__init__(name=f"heartbeat-{executor.executor_id}", daemon=True)
-        self.ex = executor
-        self.sock = executor.transport.connect(zmq.DEALER, executor.driver_endpoint,
-                                               f"{executor.executor_id}/heartbeat".encode())
-        self._process = psutil.Process()
-
-    def run(self) -> None:
-        ex = self.ex
-        try:
-            while not ex.registered.wait(0.1):
-                if ex.stopping.is_set():
-                    return
-            while not ex.stopping.is_set():
-                try:
-                    send(self.sock, self._heartbeat(), flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    pass  # the driver is not reading: the link thread judges whether it is gone
-                ex.stopping.wait(ex.heartbeat_interval_s)
-        except Exception:  # noqa: BLE001 - without heartbeats the driver drops us: say why
-            log.exception("executor %s: heartbeat thread failed", ex.executor_id)
-        finally:
-            self.sock.close(linger=0)
-
-    def _heartbeat(self) -> ExecutorHeartbeat:
-        running = []
-        current = self.ex.running
-        if current is not None:
-            running.append([current[0], current[1], int((time.monotonic() - current[2]) * 1000)])
-        return ExecutorHeartbeat(self.ex.executor_id, running, self.ex.store.memory_bytes,
-                                 self.ex.store.disk_bytes, self._process.memory_info().rss)

@@ -21,11 +21,12 @@ import signal
 import threading
 from typing import Callable
 
+from sluicegate.common.constants import TASK_KILL_TIMEOUT_S
+
 log = logging.getLogger("sluicegate.worker.executor")
 
 KILL_SIGNAL = signal.SIGUSR2
 KILL_TIMEOUT_KEY = "spark.python.task.killTimeout"  # seconds, in ExecutorRegistered.conf
-DEFAULT_KILL_TIMEOUT_S = 2.0
 _INTERRUPT, _GIVE_UP = "interrupt", "give up"
 
 
@@ -36,7 +37,7 @@ class TaskKilled(BaseException):
 
 class KillSwitch:
     def __init__(self, on_stuck: Callable[[str], None],
-                 timeout_s: float = DEFAULT_KILL_TIMEOUT_S):
+                 timeout_s: float = TASK_KILL_TIMEOUT_S):
         self.timeout_s = timeout_s
         self._on_stuck = on_stuck
         self._lock = threading.Lock()  # never taken by the signal handler

@@ -75,11 +75,12 @@ class TaskRunner:
         if updates:
             payload.append(pickle.dumps(updates, protocol=5))
         return TaskSucceeded(
-            task.task_id, task.attempt, self.executor_id,
-            (time.perf_counter() - started) * 1000.0, ctx.records_in, records_out,
-            ctx.shuffle_read.bytes_read,
-            write_bytes, sizes, ctx.cached_blocks, result is not None, bool(updates),
-            payload=payload)
+            task_id=task.task_id, attempt=task.attempt, executor_id=self.executor_id,
+            duration_ms=(time.perf_counter() - started) * 1000.0, records_in=ctx.records_in,
+            records_out=records_out, shuffle_read_bytes=ctx.shuffle_read.bytes_read,
+            shuffle_write_bytes=write_bytes, map_block_sizes=sizes,
+            cached_blocks=ctx.cached_blocks, has_result=result is not None,
+            has_accumulators=bool(updates), payload=payload)
 
     def _install_payload(self, task: LaunchTask) -> None:
         n_functions = len(task.function_ids)
@@ -123,6 +124,9 @@ class TaskRunner:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         if reason != FAIL_ERROR:
             log.info("task %s.%s: %s: %s", task.task_id, task.attempt, reason, exc)
-        return TaskFailed(task.task_id, task.attempt, self.executor_id, reason,
-                          type(exc).__name__, prefix + str(exc), text, shuffle_id, map_id, peer,
-                          (time.perf_counter() - started) * 1000.0, block_id)
+        return TaskFailed(task_id=task.task_id, attempt=task.attempt,
+                          executor_id=self.executor_id, reason=reason,
+                          error_type=type(exc).__name__, message=prefix + str(exc),
+                          traceback=text, shuffle_id=shuffle_id, map_id=map_id,
+                          peer_executor=peer, duration_ms=(time.perf_counter() - started) * 1000.0,
+                          block_id=block_id)

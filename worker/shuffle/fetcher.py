@@ -1,9 +1,13 @@
 """Fetching blocks from peer executors' block services.
 
-Used from the task thread. One DEALER per peer, kept for reuse; requests to
-all peers go out at once and replies are taken as they come. A peer the
-driver declared lost, or one silent past the fetch timeout, fails the fetch
-with ``FetchFailed`` so the driver can recompute the lost map output.
+Used from the task thread. One ``DealerLink`` per peer, kept for reuse;
+requests to all peers go out at once and replies are taken as they come
+(``readable`` waits on all the links at once, a tick at a time, so that the
+deadlines and the driver's word that a peer is lost are checked between
+waits). A peer the driver declared lost, or one silent past the fetch
+timeout, fails the fetch with ``FetchFailed`` so the driver can recompute the
+lost map output. The links have no loop of their own: a fetch is an iterator
+the reduce task pulls from, so it waits only while its consumer asks for more.
 
 Shuffle segments come in bounded requests (``SegmentFetch``): each asks for
 at most a share of ``spark.reducer.maxSizeInFlight`` bytes, and a peer's
@@ -18,18 +22,18 @@ import time
 from collections import deque
 from typing import Callable, Iterator
 
-import zmq
-
-from sluicegate.common.protocol import ProtocolError
+from sluicegate.common.dealer_link import DealerLink, readable
 from sluicegate.common.protocol.block_service import (
     BlocksReply, FetchBlocks, FetchShuffleSegments, ShuffleSegments)
-from sluicegate.common.transport import Transport, recv, send
+from sluicegate.common.transport import Transport
 
 from .block_ids import FetchFailed
 
 log = logging.getLogger("sluicegate.worker.fetch")
 
-_POLL_TICK_MS = 100
+# How long a fetch waits on its peers before it looks at its deadlines and
+# at the peers the driver declared lost again.
+_POLL_TICK_S = 0.1
 MIN_REQUEST_BYTES = 64 << 10
 MAX_PARALLEL_REQUESTS = 5     # peers asked at once, each for a share of the in-flight budget
 MAX_MAPS_PER_REQUEST = 4096
@@ -43,20 +47,21 @@ class PeerFetcher:
         self._transport = transport
         self._timeout_s = fetch_timeout_s
         self._is_lost = is_lost
-        self._sockets: dict[str, zmq.Socket] = {}
+        self._links: dict[str, DealerLink] = {}
         self._request_ids = itertools.count(1)
 
-    def _socket(self, address: str) -> zmq.Socket:
-        sock = self._sockets.get(address)
-        if sock is None:
-            sock = self._transport.connect(zmq.DEALER, address)
-            self._sockets[address] = sock
-        return sock
+    def _link(self, address: str) -> DealerLink:
+        link = self._links.get(address)
+        if link is None:
+            link = DealerLink(self._transport, address, peer=f"peer {address}", logger=log)
+            link.open()
+            self._links[address] = link
+        return link
 
     def forget(self, address: str) -> None:
-        sock = self._sockets.pop(address, None)
-        if sock is not None:
-            sock.close(0)
+        link = self._links.pop(address, None)
+        if link is not None:
+            link.close()
 
     def fetch(self, wanted: dict[tuple[str, str], list[str]],
               on_missing: Callable[[str, str], FetchFailed]) -> Iterator[tuple[str, bytes]]:
@@ -66,13 +71,13 @@ class PeerFetcher:
         builds the error for a block a peer does not have or cannot give.
         """
         pending: dict[int, tuple[str, str, list[str]]] = {}
-        poller = zmq.Poller()
+        links = []
         for (executor_id, address), block_ids in wanted.items():
             request_id = next(self._request_ids)
-            sock = self._socket(address)
-            send(sock, FetchBlocks(request_id, block_ids))
+            link = self._link(address)
+            link.send(FetchBlocks(request_id, block_ids))
             pending[request_id] = (executor_id, address, block_ids)
-            poller.register(sock, zmq.POLLIN)
+            links.append(link)
         deadline = time.monotonic() + self._timeout_s
         while pending:
             for executor_id, address, block_ids in list(pending.values()):
@@ -83,13 +88,8 @@ class PeerFetcher:
                 executor_id, address, block_ids = next(iter(pending.values()))
                 self.forget(address)
                 raise on_missing(block_ids[0], f"no reply from {address} within {self._timeout_s:.0f}s")
-            for sock, _ in poller.poll(_POLL_TICK_MS):
-                while sock.poll(0, zmq.POLLIN):
-                    try:
-                        _, reply = recv(sock)
-                    except ProtocolError as exc:
-                        log.warning("garbage reply from a peer: %s", exc)
-                        continue
+            for link in readable(links, _POLL_TICK_S):
+                for reply in link.receive_waiting():
                     if not isinstance(reply, BlocksReply) or reply.request_id not in pending:
                         continue  # a reply to an earlier, abandoned request
                     executor_id, address, block_ids = pending.pop(reply.request_id)
@@ -107,7 +107,7 @@ class PeerFetcher:
         return SegmentFetch(self, shuffle_id, reduce_id, wanted, max_bytes_in_flight)
 
     def close(self) -> None:
-        for address in list(self._sockets):
+        for address in list(self._links):
             self.forget(address)
 
 
@@ -150,9 +150,9 @@ class SegmentFetch:
             peer = self._idle.popleft()
             request_id = next(self._fetcher._request_ids)
             maps = list(itertools.islice(peer.maps, MAX_MAPS_PER_REQUEST))
-            send(self._fetcher._socket(peer.address), FetchShuffleSegments(
-                request_id, self._shuffle_id, self._reduce_id, maps, peer.offset,
-                self._request_bytes))
+            self._fetcher._link(peer.address).send(FetchShuffleSegments(
+                request_id=request_id, shuffle_id=self._shuffle_id, reduce_id=self._reduce_id,
+                map_ids=maps, offset=peer.offset, max_bytes=self._request_bytes))
             self._out[request_id] = (peer, time.monotonic() + self._fetcher._timeout_s, len(maps))
             self._in_flight += self._request_bytes
 
@@ -171,16 +171,12 @@ class SegmentFetch:
                 if now > deadline:
                     raise self._failed(peer, f"no reply from {peer.address} within "
                                              f"{fetcher._timeout_s:.0f}s")
-            poller = zmq.Poller()
-            for address in {peer.address for peer, _, _ in self._out.values()}:
-                poller.register(fetcher._socket(address), zmq.POLLIN)
-            for sock, _ in poller.poll(_POLL_TICK_MS):
-                while self._out and sock.poll(0, zmq.POLLIN):
-                    try:
-                        _, reply = recv(sock)
-                    except ProtocolError as exc:
-                        log.warning("garbage reply from a peer: %s", exc)
-                        continue
+            links = [fetcher._link(address)
+                     for address in {peer.address for peer, _, _ in self._out.values()}]
+            for link in readable(links, _POLL_TICK_S):
+                for reply in link.receive_waiting():
+                    if not self._out:
+                        break
                     if not isinstance(reply, ShuffleSegments) or reply.request_id not in self._out:
                         continue  # a reply to an earlier, abandoned request
                     peer, _, asked = self._out.pop(reply.request_id)

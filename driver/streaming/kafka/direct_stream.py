@@ -1,11 +1,11 @@
 """The direct Kafka stream: no receiver, offsets decided by the driver.
 
-Each batch, the driver (``KafkaDirectInput.compute``, on the job generator's
+Each batch, the driver (``KafkaDirectInput.compute``, on the streaming scheduler's
 thread) finds the subscribed topics' partitions, asks the brokers where each
 one ends, and cuts one ``OffsetRange`` per partition from where the last
 batch stopped -- capped by ``spark.streaming.kafka.maxRatePerPartition`` and by
 ``rate_limit_per_s``, the stream-wide rate the backpressure controller sets
-(``set_rate_limit``, called by ``scheduler.flow_control`` when
+(``set_rate_limit``, called by ``streaming_scheduler.flow_control`` when
 ``spark.streaming.backpressure.enabled``). A range longer than
 ``spark.sluicegate.kafka.maxRecordsPerPartition`` is cut into several, one RDD
 partition each. The ranges are part of this input's state, so the batch's
@@ -51,7 +51,7 @@ from sluicegate.common import kafka as ck
 
 from ...dstream.base import DStream
 from ...dstream.inputs import InputOp
-from ...scheduler.streaming_listener import StreamingListener
+from ...streaming_scheduler.streaming_listener import StreamingListener
 from .offset_range import (TP, OffsetRange, batch_ranges, max_records_per_partition,
                            split_ranges)
 from .offsets import BrokerOffsets, KafkaUnavailable
@@ -263,7 +263,7 @@ class KafkaDirectInput(InputOp):
             "offsets": [(r.topic, r.partition, r.fromOffset, r.untilOffset) for r in ranges],
             "Description": "\n".join(f"topic: {r.topic}\tpartition: {r.partition}\toffsets: "
                                      f"{r.fromOffset} to {r.untilOffset}" for r in ranges)}
-        lag = getattr(self, "lag_by_batch", {}).get(time_ms)
+        lag = self.lag_by_batch.get(time_ms)
         if lag is not None:
             notes["lag"] = dict(lag)  # what the brokers held beyond the batch's ranges
             notes["totalLag"] = sum(lag.values())

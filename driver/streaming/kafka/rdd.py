@@ -63,9 +63,10 @@ class KafkaRanges(Lineage):
 
     def plan(self, split: int, planner: "TaskPlanner") -> p.PlanNode:
         r = self.ranges[split]
-        node: p.PlanNode = p.KafkaRangeSource(r.topic, r.partition, r.fromOffset, r.untilOffset,
-                                              self.config, self.records.form,
-                                              self.poll_timeout_ms)
+        node: p.PlanNode = p.KafkaRangeSource(
+            topic=r.topic, partition=r.partition, from_offset=r.fromOffset,
+            until_offset=r.untilOffset, config=self.config, form=self.records.form,
+            poll_timeout_ms=self.poll_timeout_ms)
         if self.records.convert is not None:
             node = p.MapNode(planner.register(self.records.convert), node)
         return node

@@ -1,10 +1,15 @@
 """Running each batch's output jobs, in order, and reporting how it went.
 
 Jobs run on ``spark.streaming.concurrentJobs`` threads (one by default, so
-batches never overlap and run in time order). The runner posts every
-listener event of a batch and logs one line when a batch completes. A job
-that raises fails only its output operation: the error goes to the context
-(``awaitTermination`` raises it) and later batches still run.
+batches never overlap and run in time order). A batch's first job waits until
+the metadata checkpoint of its generation is durable (``Batch.durable``). Each
+job runs with Spark's local properties on its thread -- the batch time, the
+output operation's id and description (``scheduler.batch_tag``) -- which every
+job it starts carries to the status store and to its tasks. The runner posts
+every listener event of a batch and logs one line when a batch completes,
+then hands the batch back (``on_batch_done``). A job that raises fails only
+its output operation: the error goes to the context (``awaitTermination``
+raises it) and later batches still run.
 """
 from __future__ import annotations
 
@@ -14,12 +19,16 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
+from ..scheduler.batch_tag import BATCH_KEYS, BATCH_TIME_KEY, CALL_SITE_KEY, OUTPUT_OP_ID_KEY
 from .streaming_listener import (
     BatchInfo, StreamingListenerBatchCompleted, StreamingListenerBatchStarted,
     StreamingListenerBatchSubmitted, StreamingListenerBus, StreamingListenerOutputOperationCompleted,
     StreamingListenerOutputOperationStarted)
+
+if TYPE_CHECKING:
+    from .checkpoint_writer import CheckpointTicket
 
 log = logging.getLogger("sluicegate.streaming.batches")
 
@@ -34,6 +43,7 @@ class Batch:
     jobs: list[tuple[int, Callable[[], None]]]
     remaining: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    durable: "CheckpointTicket | None" = None  # the record its jobs wait for
 
     @property
     def time_ms(self) -> int:
@@ -41,13 +51,18 @@ class Batch:
 
 
 class BatchRunner:
+    """Runs submitted batches' jobs; counts a batch unfinished from ``expect`` (the
+    timer posted it) until its jobs ended and ``on_batch_done`` took it."""
+
     def __init__(self, concurrent_jobs: int, bus: StreamingListenerBus,
                  on_batch_done: Callable[[Batch], None], on_error: Callable[[BaseException], None],
-                 tag_jobs: Callable[..., None] = lambda batch, output, description=None: None):
+                 local_properties=None):
+        """``local_properties``: the SparkContext's per-thread properties (an object whose
+        ``values`` is this thread's dict), which the jobs of a batch are run with."""
         self.bus = bus
         self.on_batch_done = on_batch_done
         self.on_error = on_error
-        self.tag_jobs = tag_jobs  # the jobs a thread runs belong to this batch and output op
+        self.local_properties = local_properties
         self._jobs: queue.Queue = queue.Queue()
         self._threads = [threading.Thread(target=self._work, name=f"streaming-job-{i}", daemon=True)
                          for i in range(max(1, concurrent_jobs))]
@@ -60,11 +75,22 @@ class BatchRunner:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, batch: Batch) -> None:
-        batch.remaining = len(batch.jobs)
-        self.bus.post(StreamingListenerBatchSubmitted(batch.info.snapshot()))
+    def expect(self) -> None:
+        """A batch is on its way (``submit`` follows, or ``release``): it counts as
+        queued from now, so the cap on queued batches sees it at once."""
         with self._idle:
             self._unfinished += 1
+
+    def release(self) -> None:
+        """The batch ``expect`` announced will not come (it could not be generated)."""
+        with self._idle:
+            self._unfinished -= 1
+            self._idle.notify_all()
+
+    def submit(self, batch: Batch) -> None:
+        """Run the batch ``expect`` announced."""
+        batch.remaining = len(batch.jobs)
+        self.bus.post(StreamingListenerBatchSubmitted(batch.info.snapshot()))
         if not batch.jobs:
             self._start(batch)
             self._finish(batch)
@@ -125,20 +151,13 @@ class BatchRunner:
             if item is None:
                 return
             batch, output_id, job = item
+            if batch.durable is not None:
+                batch.durable.wait()
             self._start(batch)
             info = batch.info.output_infos[output_id]
             info.start_ms = now_ms()
             self.bus.post(StreamingListenerOutputOperationStarted(info.snapshot()))
-            self.tag_jobs(batch.time_ms, output_id, info.description())
-            try:
-                job()
-            except BaseException as exc:  # noqa: BLE001 - user code; report, keep running
-                info.failure_reason = "".join(traceback.format_exception_only(exc)).strip()
-                log.error("batch %s: output operation %s (%s) failed: %s", batch.time_ms,
-                          output_id, info.description(), info.failure_reason)
-                self.on_error(exc)
-            finally:
-                self.tag_jobs(None, None)
+            self._run_job(batch, output_id, info, job)
             info.end_ms = now_ms()
             self.bus.post(StreamingListenerOutputOperationCompleted(info.snapshot()))
             with batch.lock:
@@ -146,6 +165,26 @@ class BatchRunner:
                 last = batch.remaining == 0
             if last:
                 self._finish(batch)
+
+    def _run_job(self, batch: Batch, output_id: int, info, job: Callable[[], None]) -> None:
+        properties = self.local_properties
+        if properties is not None:  # as Spark's JobHandler: the batch's keys on this thread
+            values = properties.values
+            values[BATCH_TIME_KEY] = str(batch.time_ms)
+            values[OUTPUT_OP_ID_KEY] = str(output_id)
+            values[CALL_SITE_KEY] = info.description()
+        try:
+            job()
+        except BaseException as exc:  # noqa: BLE001 - user code; report, keep running
+            info.failure_reason = "".join(traceback.format_exception_only(exc)).strip()
+            log.error("batch %s: output operation %s (%s) failed: %s", batch.time_ms,
+                      output_id, info.description(), info.failure_reason)
+            self.on_error(exc)
+        finally:
+            if properties is not None:  # what user code set itself stays, as before
+                values = properties.values
+                for key in BATCH_KEYS:
+                    values.pop(key, None)
 
     def _finish(self, batch: Batch) -> None:
         info = batch.info

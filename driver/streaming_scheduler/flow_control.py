@@ -162,7 +162,7 @@ class FlowControl:
         self._stopped = threading.Event()
         self._ticker: threading.Thread | None = None
 
-    # -- wiring (StreamingContext.start) -------------------------------------------------------
+    # -- wiring (JobScheduler.start) -----------------------------------------------------------
     def intake_for(self, supervisor) -> ReceiverIntake:
         """The intake of a receiver (made once per stream: a restarted receiver keeps its
         limit and its buffer's account). A receiver in the driver gets it as its block
