@@ -24,7 +24,6 @@ import argparse
 import datetime
 import importlib.util
 import json
-import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import psutil
 
+from .baseline import timed_in_processes
 from .datagen import zipf_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,20 +98,8 @@ def _consume_partition(bootstrap: str, topic: str, partition: int, until: int, c
 
 def plain_loop(bootstrap: str, per_partition: int, count_words: bool) -> float:
     """Records/s of two processes reading (and counting) one partition each."""
-    context = mp.get_context("fork")
-    ready = context.Barrier(3)
-    go = context.Event()
-    out = context.Queue()
-    workers = [context.Process(target=_consume_partition,
-                               args=(bootstrap, TOPIC, p, per_partition, count_words, ready, go, out))
-               for p in range(2)]
-    for worker in workers:
-        worker.start()
-    ready.wait()
-    go.set()
-    times = [out.get(timeout=600) for _ in workers]
-    for worker in workers:
-        worker.join()
+    partitions = [(bootstrap, TOPIC, p, per_partition, count_words) for p in range(2)]
+    times = timed_in_processes(_consume_partition, partitions, timeout_s=600)
     return 2 * per_partition / max(times)
 
 
@@ -165,7 +153,6 @@ def setup():
 
 ssc = StreamingContext.getOrCreate(checkpoint, setup)
 ssc.start()
-print("STARTED", flush=True)
 ssc.awaitTermination()
 '''
 

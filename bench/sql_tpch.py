@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from .sql_side_by_side import argument_parser, local_session, run_engine, timed_runs
 
 QUERY = """
 SELECT l_orderkey, sum(l_extendedprice * (1 - l_discount)) AS revenue, o_orderdate, o_shippriority
@@ -67,34 +65,18 @@ def generate(directory: Path, rows: int) -> None:
 
 
 def measure(engine: str, directory: str, runs: int) -> dict:
-    if engine == "pyspark":
-        from pyspark.sql import SparkSession
-    else:
-        from sluicegate.driver.sql import SparkSession
-    spark = (SparkSession.builder.master("local[2]").appName("tpch-bench")
-             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sluicegate.progress", "false").getOrCreate())
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = local_session(engine, "tpch-bench")
     for name in ("customer", "orders", "lineitem"):
         spark.read.parquet(f"{directory}/{name}.parquet").createOrReplaceTempView(name)
-    first = [tuple(r) for r in spark.sql(QUERY).collect()]
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        spark.sql(QUERY).collect()
-        times.append(time.perf_counter() - started)
+    first, timing = timed_runs(lambda: [tuple(r) for r in spark.sql(QUERY).collect()], runs)
     spark.stop()
-    return {"engine": engine, "median_s": round(statistics.median(times), 3),
-            "runs_s": [round(t, 3) for t in times], "top": [str(r[0]) + ":" + str(round(r[1], 2))
-                                                            for r in first[:3]]}
+    return {"engine": engine, **timing,
+            "top": [str(r[0]) + ":" + str(round(r[1], 2)) for r in first[:3]]}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.sql_tpch")
+    parser = argument_parser("bench.sql_tpch")
     parser.add_argument("--scale", type=int, default=2_000_000, help="lineitem rows")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-pyspark", action="store_true")
-    parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
@@ -104,14 +86,8 @@ def main() -> None:
     generate(workdir, args.scale)
     results = {}
     for engine in ["sluicegate"] + ([] if args.no_pyspark else ["pyspark"]):
-        print(f"{engine}...", file=sys.stderr, flush=True)
-        done = subprocess.run([sys.executable, "-m", "bench.sql_tpch", "--engine", engine,
-                               "--dir", str(workdir), "--runs", str(args.runs)],
-                              capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
-        try:
-            results[engine] = json.loads(done.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
-            results[engine] = {"engine": engine, "error": done.stderr[-800:]}
+        results[engine] = run_engine("bench.sql_tpch", engine,
+                                     ["--dir", str(workdir), "--runs", str(args.runs)])
     for path in workdir.iterdir():
         path.unlink()
     workdir.rmdir()

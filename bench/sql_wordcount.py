@@ -13,40 +13,16 @@ code on both engines::
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def _session(engine: str):
-    if engine == "pyspark":
-        from pyspark.sql import SparkSession, functions as F
-    else:
-        from sluicegate.driver.sql import SparkSession, functions as F
-    spark = (SparkSession.builder.master("local[2]").appName("sql-bench")
-             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sluicegate.progress", "false").getOrCreate())
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark, F
-
-
-def _time(fn, runs: int) -> dict:
-    result = fn()  # warm-up: executors started, file in the page cache
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
-            "distinct_words": result}
+from .sql_side_by_side import argument_parser, local_session, run_engine, timed_runs
 
 
 def measure(engine: str, path: str, lines: int, runs: int) -> dict:
-    spark, F = _session(engine.replace("-rdd", ""))
+    spark = local_session(engine.replace("-rdd", ""), "sql-bench")
     out: dict = {"engine": engine}
     if engine.endswith("-rdd"):
         from operator import add
@@ -56,21 +32,22 @@ def measure(engine: str, path: str, lines: int, runs: int) -> dict:
             return sc.textFile(path, 4).flatMap(lambda line: line.split(" ")) \
                 .map(lambda w: (w, 1)).reduceByKey(add).count()
     else:
+        F = importlib.import_module("pyspark.sql.functions" if engine == "pyspark"
+                                    else "sluicegate.driver.sql.functions")
+
         def job():
             words = spark.read.text(path).select(F.explode(F.split("value", " ")).alias("word"))
             return len(words.groupBy("word").count().collect())
-    out.update(_time(job, runs))
+    distinct_words, timing = timed_runs(job, runs)
+    out.update(timing, distinct_words=distinct_words)
     out["lines_per_s"] = round(lines / out["median_s"])
     spark.stop()
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.sql_wordcount")
+    parser = argument_parser("bench.sql_wordcount")
     parser.add_argument("--lines", type=int, default=2_000_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-pyspark", action="store_true")
-    parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
@@ -83,16 +60,8 @@ def main() -> None:
     engines = ["sluicegate", "sluicegate-rdd"] + ([] if args.no_pyspark else ["pyspark"])
     results = {}
     for engine in engines:
-        print(f"{engine}...", file=sys.stderr, flush=True)
-        done = subprocess.run([sys.executable, "-m", "bench.sql_wordcount", "--engine", engine,
-                               "--path", str(data), "--lines", str(args.lines), "--runs",
-                               str(args.runs)], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent.parent)
-        last = done.stdout.strip().splitlines()[-1:] or [""]
-        try:
-            results[engine] = json.loads(last[0])
-        except json.JSONDecodeError:
-            results[engine] = {"engine": engine, "error": done.stderr[-800:]}
+        results[engine] = run_engine("bench.sql_wordcount", engine, [
+            "--path", str(data), "--lines", str(args.lines), "--runs", str(args.runs)])
     data.unlink()
     workdir.rmdir()
     ours = results["sluicegate"].get("median_s")

@@ -44,15 +44,17 @@ FLOAT_ACCUMULATOR_PARAM = AddingAccumulatorParam(0.0)
 COMPLEX_ACCUMULATOR_PARAM = AddingAccumulatorParam(0.0j)
 
 
+_DEFAULT_PARAMS = ((int, INT_ACCUMULATOR_PARAM), (float, FLOAT_ACCUMULATOR_PARAM),
+                   (complex, COMPLEX_ACCUMULATOR_PARAM))
+
+
 def default_param(value: Any) -> AccumulatorParam:
-    if isinstance(value, bool) or not isinstance(value, (int, float, complex)):
-        raise TypeError(f"no default accumulator param for {type(value).__name__}; "
-                        "pass accum_param=AccumulatorParam subclass")
-    if isinstance(value, int):
-        return INT_ACCUMULATOR_PARAM
-    if isinstance(value, float):
-        return FLOAT_ACCUMULATOR_PARAM
-    return COMPLEX_ACCUMULATOR_PARAM
+    if not isinstance(value, bool):
+        for kind, param in _DEFAULT_PARAMS:
+            if isinstance(value, kind):
+                return param
+    raise TypeError(f"no default accumulator param for {type(value).__name__}; "
+                    "pass accum_param=AccumulatorParam subclass")
 
 
 class Accumulator(Generic[T]):

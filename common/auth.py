@@ -113,6 +113,16 @@ def is_loopback(host: str) -> bool:
             return False
 
 
+def bearer_matches(authorization: str | None, secret: bytes | str | None) -> bool:
+    """Whether an HTTP ``Authorization`` header is ``Bearer SECRET`` with the cluster's
+    secret (compared in constant time); never true without a secret."""
+    given = authorization or ""
+    if not secret or not given.startswith("Bearer "):
+        return False
+    expected = secret if isinstance(secret, bytes) else str(secret).encode()
+    return hmac.compare_digest(given[len("Bearer "):].strip().encode(), expected.strip())
+
+
 def check_bind_allowed(host: str, secret: bytes | None) -> None:
     """Refuse to listen beyond loopback without a secret."""
     if secret is None and not is_loopback(host):

@@ -23,7 +23,14 @@ The configurations:
 * the shuffle fetcher's links to peers (``worker/shuffle/fetcher.py``): no
   loop, as the fetch is an iterator on the task thread; it sends on its
   links, waits on many at once with ``readable`` and takes replies with
-  ``receive_waiting``.
+  ``receive_waiting``;
+* the executor's task link to its driver (``worker/executor/process.py``):
+  no loop either; the task thread sends results on it and ``ask``s the
+  driver for blocks and added files (``worker/executor/user_files.py``);
+* a receiver process's link to its driver
+  (``driver/cluster/receiver_process.py``): a tick that watches the driver's
+  process and the receiver's start, a handler for the driver's orders and
+  acknowledgements, and an outbox for what the receiver's threads send.
 
 A link's socket belongs to the thread that opens it (``open``, or ``serve``
 on first use); only ``post``, ``wake`` and reading ``last_heard`` are for
@@ -99,6 +106,17 @@ class DealerLink:
             return False
         return True
 
+    def send_posted(self) -> None:
+        """Send what was posted and not sent yet (the loop does at every pass; this is
+        for last words after ``serve`` returned)."""
+        outbox = self._outbox
+        while True:
+            try:
+                message = outbox.get_nowait()
+            except queue.Empty:
+                return
+            send(self.sock, message)
+
     def receive_waiting(self) -> Iterator[WireRecord]:
         """The messages waiting now, without blocking; malformed ones are dropped."""
         sock = self.sock
@@ -109,6 +127,22 @@ class DealerLink:
                 self._log.warning("dropped a malformed message from %s: %s", self.peer, exc)
                 continue
             yield message
+
+    def ask(self, request: WireRecord, reply_type: type, timeout_s: float) -> WireRecord | None:
+        """Send ``request`` and wait up to ``timeout_s`` for its reply: the first
+        ``reply_type`` message with the request's ``request_id`` (None: none came in
+        time). What else arrives meanwhile -- replies to requests given up on -- is
+        dropped. For a link without a loop, asked on the thread that opened it."""
+        self.send(request)
+        request_id = request.request_id
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.sock.poll(100, zmq.POLLIN):
+                continue
+            for message in self.receive_waiting():
+                if isinstance(message, reply_type) and message.request_id == request_id:
+                    return message
+        return None
 
     def drain(self) -> None:
         """Hand every message waiting now to the handler."""
@@ -135,7 +169,7 @@ class DealerLink:
             if self.silence_s is not None and now - self.last_heard > self.silence_s:
                 return False
             if self._outbox is not None:
-                self._flush_outbox()
+                self.send_posted()
             for ready, _ in poller.poll(int(self.poll_s * 1000)):
                 if ready is sock:
                     self.drain()
@@ -163,15 +197,6 @@ class DealerLink:
                 os.set_blocking(self._wake_r, False)
                 os.set_blocking(self._wake_w, False)
             return self._wake_r
-
-    def _flush_outbox(self) -> None:
-        outbox = self._outbox
-        while True:
-            try:
-                message = outbox.get_nowait()
-            except queue.Empty:
-                return
-            send(self.sock, message)
 
     def _clear_wake(self) -> None:
         try:

@@ -183,7 +183,6 @@ def _run_locked(sql: str, inputs: dict, broadcasts: list, output: tuple):
                    f"SELECT *, sum(__isb) OVER (ORDER BY {order}, __isb ASC ROWS UNBOUNDED PRECEDING)"
                    f" AS __rid FROM (SELECT *, 0 AS __isb, {with_keys} FROM ({sql}) UNION ALL BY NAME"
                    f" SELECT *, 1 AS __isb FROM __bounds)) WHERE __isb = 0")
-            del n
         return con.sql(sql).to_arrow_table()
     finally:
         for name in registered:
@@ -428,17 +427,7 @@ def schema_of(sql: str, tables: list[TableSpec], udfs: list | None = None):
     """The Arrow schema ``sql`` produces over empty inputs (asked on the driver)."""
     register_udfs(udfs or [])
     inputs = {spec.name: spec.schema.empty_table() for spec in tables}
-    with _query_lock:
-        con = engine()
-        registered = []
-        try:
-            for name, table in inputs.items():
-                con.register(name, table)
-                registered.append(name)
-            return con.sql(f"SELECT * FROM ({sql}) LIMIT 0").to_arrow_table().schema
-        finally:
-            for name in registered:
-                con.unregister(name)
+    return run_query(f"SELECT * FROM ({sql}) LIMIT 0", inputs, [], ("ipc",)).schema
 
 
 def run_local(sql: str, inputs: dict):

@@ -81,33 +81,109 @@ def _log_options(p: argparse.ArgumentParser, level: str = "INFO") -> None:
                    type=str.upper, help="the least severe log lines shown")
 
 
+_FLAG = {"action": "store_true"}
+
+# What each option is (type, default, value name) in every command that takes it; the
+# commands' tables below say what it does there.
+_KINDS: dict[str, dict] = {
+    "--host": {"default": "127.0.0.1"},
+    "--port": {"type": int, "default": 7077},
+    "--advertise-host": {"metavar": "HOST"},
+    "--work-dir": {"metavar": "DIR"},
+    "--executor-memory": {"default": "512m", "metavar": "SIZE"},
+    "--job-output-limit": {"default": "64m", "metavar": "SIZE"},
+    "--keep-jobs": _FLAG,
+    "--worker-retention": {"default": "10m", "metavar": "DURATION"},
+    "--ui-port": {"type": int, "default": 8080},
+    "--ui-host": {"default": "127.0.0.1"},
+    "--cores": {"type": int, "default": 0},
+    "--memory": {"metavar": "SIZE"},
+    "--executor-log-limit": {"default": "16m", "metavar": "SIZE"},
+    "--worker-id": {"metavar": "NAME"},
+    "--py-files": {"metavar": "FILES"},
+    "--detach": _FLAG,
+    "--quiet": _FLAG,
+    "--supervise": _FLAG,
+    "args": {"nargs": argparse.REMAINDER},
+    "-f --follow": _FLAG,
+    "--tail": {"type": int, "default": -1, "metavar": "N"},
+    "--executors": _FLAG,
+    "--json": _FLAG,
+}
+
+_JOB = {"job": "the job's id, as `sluicegate jobs` lists it"}
+
+_DRIVER_OPTIONS = {
+    "--host": "address to listen on (0.0.0.0: all; needs --secret-file)",
+    "--port": "port to listen on",
+    "--advertise-host": "address workers and jobs should use for this host (default: --host, "
+                        "or this host's name when listening on all addresses)",
+    "--work-dir": "where submitted jobs' files, output and exit statuses live "
+                  "(default: ~/.sluicegate/driver-PORT)",
+    "--executor-memory": "memory per executor (its block store); a worker runs at most "
+                         "its --memory / this many executors",
+    "--job-output-limit": "how much of each job's stdout and of its stderr its directory "
+                          "keeps, for `submit` and `logs` (the oldest output goes first)",
+    "--keep-jobs": "when stopped, leave running jobs running: a driver started again on "
+                   "the same --work-dir adopts them (jobs always outlive a crash)",
+    "--worker-retention": "how long a lost or stopped worker stays in `status` "
+                          "(e.g. 30s, 10m)",
+    "--ui-port": "status pages port (the next free one if taken; -1: none)",
+    "--ui-host": "status pages address (other than loopback: needs --secret-file)",
+}
+
+_WORKER_OPTIONS = {
+    "--cores": "cores to offer; 0: all of this host's",
+    "--memory": "memory to offer, e.g. 8g (default: all of this host's); the worker runs "
+                "at most this / the driver's --executor-memory executors",
+    "--work-dir": "scratch space for executors, and their logs (default: the system's "
+                  "temporary directory)",
+    "--executor-log-limit": "how much of each executor's stdout and of its stderr is kept "
+                            "for `sluicegate logs --executors` (the oldest output goes first)",
+    "--host": "address executors serve blocks on",
+    "--advertise-host": "address peers should use for this host (default: --host)",
+    "--worker-id": "a stable name for this worker (default: worker-HOSTNAME-PID); with "
+                   "one, executors' logs outlive a restart of the worker",
+}
+
+_SUBMIT_OPTIONS = {
+    "--py-files": "comma-separated .py/.zip files the job imports (default: none)",
+    "--cores": "most cores the job may use; 0: as many as the cluster gives",
+    "--name": "job name (default: the script's name)",
+    "--detach": "print the job id and return at once (`sluicegate logs JOB` shows its "
+                "output)",
+    "--quiet": "no progress lines (the status pages' address and the job's live line per "
+               "batch included)",
+    "--supervise": "restart the job's driver when it dies (not when it exits 0 or is "
+                   "killed with `sluicegate kill`), with backoff; a streaming job recovers "
+                   "through StreamingContext.getOrCreate; `jobs` shows the restarts",
+    "script": "the job's Python script",
+    "args": "arguments for the script (its sys.argv[1:]; default: none)",
+}
+
+_LOGS_OPTIONS = {
+    **_JOB,
+    "-f --follow": "go on printing the output as it comes, until the job ends (Ctrl-C "
+                   "stops following, not the job)",
+    "--tail": "only the last N lines of each stream; -1: all that is kept",
+    "--executors": "the logs of the job's executors (stdout and stderr, as the live "
+                   "workers keep them) instead of its driver's output",
+}
+
+_JSON = {"--json": "as JSON, for scripts"}
+
+
+def _add_options(p: argparse.ArgumentParser, options: dict[str, str]) -> None:
+    """Add ``options`` (each flag -- two spellings: "-f --follow" -- or positional
+    name, with its help) in order, each of the kind ``_KINDS`` says."""
+    for names, help_text in options.items():
+        p.add_argument(*names.split(), help=help_text, **_KINDS.get(names, {}))
+
+
 def _add_driver_command(command) -> None:
     p = command("driver", "run the driver service (workers and jobs connect here)",
                 _lazy(".cli_services", "cmd_driver"))
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (0.0.0.0: all; needs --secret-file)")
-    p.add_argument("--port", type=int, default=7077, help="port to listen on")
-    p.add_argument("--advertise-host", metavar="HOST",
-                   help="address workers and jobs should use for this host (default: --host, "
-                        "or this host's name when listening on all addresses)")
-    p.add_argument("--work-dir", metavar="DIR",
-                   help="where submitted jobs' files, output and exit statuses live "
-                        "(default: ~/.sluicegate/driver-PORT)")
-    p.add_argument("--executor-memory", default="512m", metavar="SIZE",
-                   help="memory per executor (its block store); a worker runs at most "
-                        "its --memory / this many executors")
-    p.add_argument("--job-output-limit", default="64m", metavar="SIZE",
-                   help="how much of each job's stdout and of its stderr its directory keeps, "
-                        "for `submit` and `logs` (the oldest output goes first)")
-    p.add_argument("--keep-jobs", action="store_true",
-                   help="when stopped, leave running jobs running: a driver started again on "
-                        "the same --work-dir adopts them (jobs always outlive a crash)")
-    p.add_argument("--worker-retention", default="10m", metavar="DURATION",
-                   help="how long a lost or stopped worker stays in `status` (e.g. 30s, 10m)")
-    p.add_argument("--ui-port", type=int, default=8080,
-                   help="status pages port (the next free one if taken; -1: none)")
-    p.add_argument("--ui-host", default="127.0.0.1",
-                   help="status pages address (other than loopback: needs --secret-file)")
+    _add_options(p, _DRIVER_OPTIONS)
     _secret_option(p)
     _log_options(p)
 
@@ -116,85 +192,31 @@ def _add_worker_command(command) -> None:
     p = command("worker", "run a worker: gives this host's cores to the cluster",
                 _lazy(".cli_services", "cmd_worker"))
     _driver_option(p)
-    p.add_argument("--cores", type=int, default=0, help="cores to offer; 0: all of this host's")
-    p.add_argument("--memory", metavar="SIZE",
-                   help="memory to offer, e.g. 8g (default: all of this host's); the worker runs "
-                        "at most this / the driver's --executor-memory executors")
-    p.add_argument("--work-dir", metavar="DIR",
-                   help="scratch space for executors, and their logs (default: the system's "
-                        "temporary directory)")
-    p.add_argument("--executor-log-limit", default="16m", metavar="SIZE",
-                   help="how much of each executor's stdout and of its stderr is kept for "
-                        "`sluicegate logs --executors` (the oldest output goes first)")
-    p.add_argument("--host", default="127.0.0.1", help="address executors serve blocks on")
-    p.add_argument("--advertise-host", metavar="HOST",
-                   help="address peers should use for this host (default: --host)")
-    p.add_argument("--worker-id", metavar="NAME",
-                   help="a stable name for this worker (default: worker-HOSTNAME-PID); with "
-                        "one, executors' logs outlive a restart of the worker")
+    _add_options(p, _WORKER_OPTIONS)
     _secret_option(p)
     _log_options(p)
 
 
-def _add_submit_command(command) -> None:
-    p = command("submit", "run a job script on the cluster and stream its output",
-                _lazy(".cli_jobs", "cmd_submit"))
-    _driver_option(p)
-    p.add_argument("--py-files", metavar="FILES",
-                   help="comma-separated .py/.zip files the job imports (default: none)")
-    p.add_argument("--cores", type=int, default=0,
-                   help="most cores the job may use; 0: as many as the cluster gives")
-    p.add_argument("--name", help="job name (default: the script's name)")
-    p.add_argument("--detach", action="store_true",
-                   help="print the job id and return at once (`sluicegate logs JOB` shows "
-                        "its output)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress lines (the status pages' address and the job's live "
-                        "line per batch included)")
-    p.add_argument("--supervise", action="store_true",
-                   help="restart the job's driver when it dies (not when it exits 0 or is "
-                        "killed with `sluicegate kill`), with backoff; a streaming job recovers "
-                        "through StreamingContext.getOrCreate; `jobs` shows the restarts")
-    p.add_argument("script", help="the job's Python script")
-    p.add_argument("args", nargs=argparse.REMAINDER,
-                   help="arguments for the script (its sys.argv[1:]; default: none)")
-    _secret_option(p)
-
-
 def _add_job_commands(command) -> None:
-    p = command("logs", "a job's output (its driver's stdout and stderr), while it runs and "
-                        "after it ended, or its executors' logs", _lazy(".cli_jobs", "cmd_logs"))
-    _driver_option(p)
-    p.add_argument("job", help="the job's id, as `sluicegate jobs` lists it")
-    p.add_argument("-f", "--follow", action="store_true",
-                   help="go on printing the output as it comes, until the job ends (Ctrl-C "
-                        "stops following, not the job)")
-    p.add_argument("--tail", type=int, default=-1, metavar="N",
-                   help="only the last N lines of each stream; -1: all that is kept")
-    p.add_argument("--executors", action="store_true",
-                   help="the logs of the job's executors (stdout and stderr, as the live "
-                        "workers keep them) instead of its driver's output")
-    _secret_option(p)
-
-    for name, help_text in (("jobs", "list jobs (with their status pages)"),
-                            ("status", "workers and jobs")):
+    """``submit`` and the requests about jobs: each takes ``--driver`` first and
+    ``--secret-file`` last, around its own options."""
+    for name, help_text, options in (
+            ("submit", "run a job script on the cluster and stream its output",
+             _SUBMIT_OPTIONS),
+            ("logs", "a job's output (its driver's stdout and stderr), while it runs and "
+                     "after it ended, or its executors' logs", _LOGS_OPTIONS),
+            ("jobs", "list jobs (with their status pages)", _JSON),
+            ("status", "workers and jobs", _JSON),
+            ("kill", "stop a running job", _JOB),
+            ("rebalance", "change a running job's cores (executors) without stopping it; "
+                          "its state moves to the executors that stay", _JOB)):
         p = command(name, help_text, _lazy(".cli_jobs", f"cmd_{name}"))
         _driver_option(p)
-        p.add_argument("--json", action="store_true", help="as JSON, for scripts")
+        _add_options(p, options)
+        if name == "rebalance":  # its --cores is required, the only such option
+            p.add_argument("--cores", type=int, required=True,
+                           help="how many cores the job may use now")
         _secret_option(p)
-
-    p = command("kill", "stop a running job", _lazy(".cli_jobs", "cmd_kill"))
-    _driver_option(p)
-    p.add_argument("job", help="the job's id, as `sluicegate jobs` lists it")
-    _secret_option(p)
-
-    p = command("rebalance", "change a running job's cores (executors) without stopping it; "
-                             "its state moves to the executors that stay",
-                _lazy(".cli_jobs", "cmd_rebalance"))
-    _driver_option(p)
-    p.add_argument("job", help="the job's id, as `sluicegate jobs` lists it")
-    p.add_argument("--cores", type=int, required=True, help="how many cores the job may use now")
-    _secret_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,7 +237,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_driver_command(command)
     _add_worker_command(command)
-    _add_submit_command(command)
     _add_job_commands(command)
     add_sql_command(command, _driver_option, _secret_option)  # `sql --job JOB "SELECT ..."`
     return parser

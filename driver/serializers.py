@@ -25,6 +25,16 @@ __all__ = [
 _LENGTH = struct.Struct(">i")
 
 
+def _write_frame(data: bytes, stream: IO[bytes]) -> None:
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+
+
+def _write_frames(frames: Iterable[bytes], stream: IO[bytes]) -> None:
+    for data in frames:
+        _write_frame(data, stream)
+
+
 def _read_frame(stream: IO[bytes]) -> bytes | None:
     header = stream.read(_LENGTH.size)
     if not header:
@@ -36,6 +46,15 @@ def _read_frame(stream: IO[bytes]) -> bytes | None:
     if len(data) < length:
         raise EOFError(f"a frame of {length} bytes was cut short at {len(data)}")
     return data
+
+
+def _read_frames(stream: IO[bytes]) -> Iterator[bytes]:
+    """The frames of ``stream`` up to its end, read as they are asked for."""
+    while True:
+        data = _read_frame(stream)
+        if data is None:
+            return
+        yield data
 
 
 class Serializer:
@@ -70,17 +89,10 @@ class FramedSerializer(Serializer):
     """Each object as one frame: its length (4 bytes, big-endian), then its bytes."""
 
     def dump_stream(self, iterator: Iterable, stream: IO[bytes]) -> None:
-        for obj in iterator:
-            data = self.dumps(obj)
-            stream.write(_LENGTH.pack(len(data)))
-            stream.write(data)
+        _write_frames(map(self.dumps, iterator), stream)
 
     def load_stream(self, stream: IO[bytes]) -> Iterator:
-        while True:
-            data = _read_frame(stream)
-            if data is None:
-                return
-            yield self.loads(data)
+        yield from map(self.loads, _read_frames(stream))
 
 
 class PickleSerializer(FramedSerializer):
@@ -181,8 +193,7 @@ class AutoBatchedSerializer(BatchedSerializer):
             if not batch:
                 return
             data = self.serializer.dumps(batch)
-            stream.write(_LENGTH.pack(len(data)))
-            stream.write(data)
+            _write_frame(data, stream)
             if len(data) < self.bestSize:
                 size *= 2
             elif len(data) > self.bestSize * 10 and size > 1:
@@ -205,17 +216,10 @@ class UTF8Deserializer(Serializer):
         return obj.encode("utf-8") if isinstance(obj, str) else obj
 
     def dump_stream(self, iterator: Iterable, stream: IO[bytes]) -> None:
-        for obj in iterator:
-            data = self.dumps(obj)
-            stream.write(_LENGTH.pack(len(data)))
-            stream.write(data)
+        _write_frames(map(self.dumps, iterator), stream)
 
     def load_stream(self, stream: IO[bytes]) -> Iterator:
-        while True:
-            data = _read_frame(stream)
-            if data is None:
-                return
-            yield self.loads(data)
+        yield from map(self.loads, _read_frames(stream))
 
     def __repr__(self) -> str:
         return f"UTF8Deserializer({self.use_unicode})"

@@ -6,6 +6,7 @@ Files must be moved or written whole into the directory; each one is read
 once, in the batch after it stopped changing.
 """
 import sys
+from operator import add
 
 from sluicegate.driver import SparkContext, StreamingContext
 
@@ -13,14 +14,12 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         print("Usage: file_wordcount.py <directory>", file=sys.stderr)
         sys.exit(-1)
-    sc = SparkContext(appName="PythonStreamingHDFSWordCount")
-    ssc = StreamingContext(sc, 1)
-
-    lines = ssc.textFileStream(sys.argv[1])
-    counts = lines.flatMap(lambda line: line.split(" ")) \
-                  .map(lambda x: (x, 1)) \
-                  .reduceByKey(lambda a, b: a + b)
-    counts.pprint()
+    ssc = StreamingContext(SparkContext(appName="PythonStreamingHDFSWordCount"), 1)
+    ssc.textFileStream(sys.argv[1]) \
+        .flatMap(lambda line: line.split(" ")) \
+        .map(lambda word: (word, 1)) \
+        .reduceByKey(add) \
+        .pprint()
 
     ssc.start()
     ssc.awaitTermination()

@@ -30,12 +30,13 @@ if __name__ == "__main__":
     if len(sys.argv) != 4:
         print("Usage: join_static.py <hostname> <port> <sentiments-file>", file=sys.stderr)
         sys.exit(-1)
+    host, port, sentiments_file = sys.argv[1:]
     sc = SparkContext(appName="JoinWithStaticRDD")
     ssc = StreamingContext(sc, 2)
 
-    sentiments = sc.textFile(sys.argv[3]).filter(str.strip).map(parse_sentiment).cache()
+    sentiments = sc.textFile(sentiments_file).filter(str.strip).map(parse_sentiment).cache()
 
-    counts = ssc.socketTextStream(sys.argv[1], int(sys.argv[2])) \
+    counts = ssc.socketTextStream(host, int(port)) \
         .flatMap(lambda line: line.split()) \
         .map(lambda word: (word, 1)) \
         .reduceByKey(lambda a, b: a + b)

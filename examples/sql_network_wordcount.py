@@ -22,6 +22,7 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         print("Usage: sql_network_wordcount.py <hostname> <port>", file=sys.stderr)
         sys.exit(-1)
+    host, port = sys.argv[1:]
     sc = SparkContext(appName="SqlNetworkWordCount")
     ssc = StreamingContext(sc, 1)
     spark = SparkSession.builder.getOrCreate()
@@ -45,7 +46,7 @@ if __name__ == "__main__":
         print("top words so far:")
         running.orderBy(F.desc("total"), "word").limit(5).show()
 
-    lines = ssc.socketTextStream(sys.argv[1], int(sys.argv[2]))
+    lines = ssc.socketTextStream(host, int(port))
     lines.flatMap(lambda line: line.split(" ")).foreachRDD(count_batch)
     ssc.start()
     ssc.awaitTermination()

@@ -101,10 +101,16 @@ class JobIntake:
             if job_id not in self.jobs and not (self.work_dir / "jobs" / job_id).exists():
                 return job_id
 
-    def _attach(self, identity: bytes, message: AttachJob, now: float) -> None:
-        job = self.jobs.get(message.job_id)
+    def _known_job(self, identity: bytes, job_id: str) -> JobRecord | None:
+        """The job ``job_id``; None once ``identity`` was told there is no such job."""
+        job = self.jobs.get(job_id)
         if job is None:
-            self.send(identity, JobUnknown(message.job_id, f"no such job in its work dir {self.work_dir}"))
+            self.send(identity, JobUnknown(job_id, f"no such job in its work dir {self.work_dir}"))
+        return job
+
+    def _attach(self, identity: bytes, message: AttachJob, now: float) -> None:
+        job = self._known_job(identity, message.job_id)
+        if job is None:
             return
         job.watchers[identity] = Watcher(job.output_tails(message.stdout_offset,
                                                           message.stderr_offset))

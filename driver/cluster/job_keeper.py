@@ -26,13 +26,13 @@ group as SIGTERM, and as SIGKILL if the job is still there after
 exit status is always recorded.
 
 This file also runs as a plain script (``python -I job_keeper.py``): it
-imports only the standard library, psutil and ``sluicegate.common.segment_files``
-(the segment files, shared with the workers' executor logs), which keeps the
-keeper small.
+imports only the standard library, psutil, ``sluicegate.common.segment_files``
+(the segment files, shared with the workers' executor logs) and
+``job_command_line`` (its command line, shared with ``job_supervisor``), which
+keeps the keeper small.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import selectors
@@ -45,6 +45,7 @@ from pathlib import Path
 import psutil
 
 from sluicegate.common.segment_files import SegmentWriter, segment_name, segment_offsets
+from sluicegate.driver.cluster.job_command_line import parse_job_command
 
 __all__ = ["EXIT_FILE", "OUTPUT_DIR", "SECRET_FILE", "STARTED_FILE", "STREAMS", "SegmentWriter",
            "main", "segment_name", "segment_offsets", "write_json_atomically"]
@@ -175,17 +176,10 @@ def _finish(job_dir: Path, writers: dict[str, SegmentWriter], code: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="job_keeper.py",
-                                     description="Run one job and keep its output and exit status.")
-    parser.add_argument("--job-dir", required=True)
-    parser.add_argument("--segment-bytes", type=int, default=DEFAULT_SEGMENT_BYTES)
-    parser.add_argument("--segments", type=int, default=DEFAULT_SEGMENTS)
-    parser.add_argument("--stop-grace-s", type=float, default=10.0)
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no job command after --")
+    args, command = parse_job_command(
+        "job_keeper.py", "Run one job and keep its output and exit status.",
+        {"--segment-bytes": (int, DEFAULT_SEGMENT_BYTES), "--segments": (int, DEFAULT_SEGMENTS),
+         "--stop-grace-s": (float, 10.0)}, argv)
     return run(Path(args.job_dir), command, args.segment_bytes, args.segments, args.stop_grace_s)
 
 

@@ -118,6 +118,12 @@ class JobRecord:
             tails[stream] = OutputTail(directory, stream, offset)
         return tails
 
+    def without_directory(self, work_dir: Path, consequence: str) -> str:
+        """Why a request about this job, adopted from before a restart without its
+        directory, cannot be served (``consequence``: what this service cannot do)."""
+        return (f"job {self.job_id} came back from before a restart without its directory "
+                f"in {work_dir}: {consequence}")
+
     def output_ends(self) -> dict[str, int]:
         """Where each of its output streams ends now."""
         directory = self.job_dir / OUTPUT_DIR if self.job_dir is not None else None

@@ -20,11 +20,11 @@ interpreter's ``pid``, the ``last_exit`` code, a negative one being the
 signal), which ``sluicegate jobs`` shows. The supervisor ends with the job's
 last exit code (128 + N for signal N), once the job exits 0 or is stopped.
 
-This file runs as a plain script: it imports only the standard library.
+This file runs as a plain script: it imports only the standard library (and
+``job_command_line``, its command line, which does too).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -33,6 +33,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from sluicegate.driver.cluster.job_command_line import parse_job_command
 
 STATE_FILE = "supervisor.json"
 STABLE_S = 60.0  # a run this long resets the backoff
@@ -123,15 +125,8 @@ def supervise(job_dir: Path, command: list[str], max_backoff_s: float = 60.0) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="job_supervisor.py",
-                                     description="Restart a job's driver when it dies.")
-    parser.add_argument("--job-dir", required=True)
-    parser.add_argument("--max-backoff-s", type=float, default=60.0)
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no job command after --")
+    args, command = parse_job_command("job_supervisor.py", "Restart a job's driver when it dies.",
+                                      {"--max-backoff-s": (float, 60.0)}, argv)
     return supervise(Path(args.job_dir), command, args.max_backoff_s)
 
 

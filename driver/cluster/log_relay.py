@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sluicegate.common.protocol.cluster import (
     CommandResult, ExecutorLogChunk, ExecutorLogsDone, ExecutorLogsEnd, ExecutorLogsRequest,
-    FetchExecutorLogs, JobLogs, JobOutput, JobUnknown)
+    FetchExecutorLogs, JobLogs, JobOutput)
 
 from .job_records import LOST, RUNNING, Watcher
 
@@ -39,7 +39,7 @@ class ExecutorLogsAsked:
 
 class LogRequests:
     """The ``logs`` part of ``ClusterService`` (it holds ``jobs``, ``workers``,
-    ``work_dir``, ``send`` and ``_feed_watchers``)."""
+    ``work_dir``, ``send``, ``_known_job`` and ``_feed_watchers``)."""
 
     def _init_log_requests(self) -> None:
         self._log_requests: dict[int, ExecutorLogsAsked] = {}
@@ -48,14 +48,12 @@ class LogRequests:
     def _job_logs(self, identity: bytes, message: JobLogs, now: float) -> None:
         """``sluicegate logs``: the job's output from the offsets asked for, then (unless
         following a running job) where it ended."""
-        job = self.jobs.get(message.job_id)
+        job = self._known_job(identity, message.job_id)
         if job is None:
-            self.send(identity, JobUnknown(message.job_id, f"no such job in its work dir {self.work_dir}"))
             return
         if job.job_dir is None:
-            self.send(identity, CommandResult(
-                False, f"job {job.job_id} came back from before a restart without its directory "
-                       f"in {self.work_dir}: this service has none of its output"))
+            self.send(identity, CommandResult(False, job.without_directory(
+                self.work_dir, "this service has none of its output")))
             return
         tails = job.output_tails(message.stdout_offset, message.stderr_offset, message.tail_lines)
         follow = message.follow and job.state == RUNNING
@@ -69,9 +67,8 @@ class LogRequests:
     def _executor_logs(self, identity: bytes, message: ExecutorLogsRequest, now: float) -> None:
         """``sluicegate logs --executors``: ask every live worker for what it keeps of the
         job's executors, and pass the answers on."""
-        job = self.jobs.get(message.job_id)
+        job = self._known_job(identity, message.job_id)
         if job is None:
-            self.send(identity, JobUnknown(message.job_id, f"no such job in its work dir {self.work_dir}"))
             return
         request_id = next(self._log_request_ids)
         workers = [w for w in self.workers.values() if w.alive]

@@ -23,104 +23,100 @@ if TYPE_CHECKING:
     from ..scheduler.jobs import Job
 
 
+class LoopEvent:
+    """An event a loop runs on its thread: each subclass is a frozen dataclass of the
+    fields it declares (made so here, so the declarations below stay one line each)."""
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True)(cls)
+
+
+
 # -- the application's loop (driver/cluster/endpoint.py) ----------------------------------
 
-@dataclass(frozen=True, slots=True)
-class JobSubmitted:
+class JobSubmitted(LoopEvent):
     """Plan ``job``'s stages and queue its tasks."""
     job: Job = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class JobCancelled:
+class JobCancelled(LoopEvent):
     """Cancel one job (its caller was interrupted)."""
     job_id: int
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class JobGroupCancelled:
+class JobGroupCancelled(LoopEvent):
     """``cancelJobGroup``: cancel the active jobs of a job group."""
     group_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class JobTagCancelled:
+class JobTagCancelled(LoopEvent):
     """``cancelJobsWithTag``: cancel the active jobs carrying a tag."""
     tag: str
 
 
-@dataclass(frozen=True, slots=True)
-class AllJobsCancelled:
+class AllJobsCancelled(LoopEvent):
     """``cancelAllJobs``."""
 
 
-@dataclass(frozen=True, slots=True)
-class PushInputBlock:
+class PushInputBlock(LoopEvent):
     """Place a received input block on an executor ahead of its batch."""
     block_id: str
     data: bytes = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class RemoveBlocks:
+class RemoveBlocks(LoopEvent):
     """Forget where driver blocks (broadcasts, parallelized data, input) are held, and
     tell the executors to drop their copies."""
     block_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RemoveRdd:
+class RemoveRdd(LoopEvent):
     """An unpersisted (or collected) RDD: its cached partitions go everywhere."""
     rdd_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class RemoveShuffle:
+class RemoveShuffle(LoopEvent):
     """Nothing references the shuffle any more: its outputs go everywhere."""
     shuffle_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class RemoveExecutor:
+class RemoveExecutor(LoopEvent):
     """An executor is gone (its process exited, the cluster service removed it):
     forget it and re-run what it held."""
     executor_id: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class DrainExecutors:
+class DrainExecutors(LoopEvent):
     """Choose ``count`` executors to drain (``scaling.ExecutorScaler``)."""
     count: int
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class FinishDrains:
+class FinishDrains(LoopEvent):
     """Remove the drained executors that have settled."""
 
 
-@dataclass(frozen=True, slots=True)
-class DescribeExecutors:
+class DescribeExecutors(LoopEvent):
     """Query: every executor as the status pages list it."""
 
 
-@dataclass(frozen=True, slots=True)
-class BlocksHeld:
+class BlocksHeld(LoopEvent):
     """Query: for each block, whether some executor holds it."""
     block_ids: tuple[str, ...]
 
 
 # -- either loop -------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Barrier:
+class Barrier(LoopEvent):
     """Query answered once every event posted before it has run."""
 
 
-@dataclass(frozen=True, slots=True)
-class Inspect:
+class Inspect(LoopEvent):
     """Query: ``read()`` run on the loop thread, for reading loop-owned state from
     outside it (diagnostics and tests). ``read`` must not change that state."""
     read: Callable[[], Any] = field(repr=False)
@@ -128,18 +124,15 @@ class Inspect:
 
 # -- the cluster service's loop (driver/cluster/service.py) ----------------------------
 
-@dataclass(frozen=True, slots=True)
-class DescribeWorkers:
+class DescribeWorkers(LoopEvent):
     """Query: the registered workers, as the service's status pages list them."""
 
 
-@dataclass(frozen=True, slots=True)
-class DescribeJobs:
+class DescribeJobs(LoopEvent):
     """Query: the submitted jobs, as ``sluicegate jobs`` lists them."""
 
 
-@dataclass(frozen=True, slots=True)
-class SetJobCores:
+class SetJobCores(LoopEvent):
     """``sluicegate rebalance JOB --cores N`` over HTTP; answers ``(done, message)``."""
     job_id: str
     cores: int

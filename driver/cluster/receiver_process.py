@@ -26,20 +26,18 @@ import itertools
 import logging
 import os
 import pickle
-import queue
 import sys
 import threading
 import time
 
 import cloudpickle
-import zmq
 
 from sluicegate.common import constants
-from sluicegate.common.protocol import ProtocolError
+from sluicegate.common.dealer_link import DealerLink
 from sluicegate.common.protocol.receivers import (
     BlockStored, ReceiverDone, ReceiverFlow, ReceiverNotes, ReceiverReady, ReceiverStatus,
     StartReceiver, StopReceiverProcess, StoreBlock)
-from sluicegate.common.transport import Transport, recv, send
+from sluicegate.common.transport import Transport
 
 from ..receivers.received_blocks import ReceivedBlock
 from ..receivers.supervisor import ReceiverSupervisor
@@ -52,7 +50,7 @@ log = logging.getLogger("sluicegate.receiver.process")
 
 ACK_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 60.0
-POLL_MS = 5
+POLL_S = 0.005
 
 _EVENTS = {StreamingListenerReceiverStarted: "started", StreamingListenerReceiverError: "error",
            StreamingListenerReceiverStopped: "stopped"}
@@ -73,9 +71,10 @@ class ReceiverHost:
         self.stream_id = stream_id
         self.parent_pid = parent_pid
         self.transport = Transport(secret)
-        self.sock = self.transport.connect(zmq.DEALER, driver_endpoint,
-                                           f"receiver-{stream_id}-{os.getpid()}".encode())
-        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.link = DealerLink(self.transport, driver_endpoint,
+                               f"receiver-{stream_id}-{os.getpid()}".encode(), self.handle,
+                               tick=self._tick, poll_s=POLL_S, outbox=True, peer="the driver",
+                               logger=log)
         self.acks: dict[int, _Ack] = {}
         self.seqs = itertools.count(1)
         self.spread = 1
@@ -83,19 +82,21 @@ class ReceiverHost:
         self.supervisor: ReceiverSupervisor | None = None
         self.intake: ReceiverIntake | None = None
         self.finished = threading.Event()
+        self.exit_code = 0
+        self._started = 0.0  # monotonic, when ``run`` began
         self._lock = threading.Lock()
 
     # -- what the supervisor calls (any thread) ---------------------------------------------
     def post(self, event) -> None:
         """The supervisor's listener bus: lifecycle events go to the driver's."""
         info = event.receiverInfo()
-        self.outbox.put(ReceiverStatus(
+        self.link.post(ReceiverStatus(
             stream_id=self.stream_id, event=_EVENTS[type(event)], active=info.active(),
             message=info.lastErrorMessage(), error=info.lastError(),
             time_ms=info.lastErrorTime()))
 
     def on_notes(self, stream_id: int, notes: dict) -> None:
-        self.outbox.put(ReceiverNotes(stream_id, dict(notes)))
+        self.link.post(ReceiverNotes(stream_id, dict(notes)))
 
     def on_block(self, block: ReceivedBlock) -> None:
         """Hand a block to the driver and wait until it is stored there."""
@@ -105,8 +106,8 @@ class ReceiverHost:
             self.acks[seq] = ack
         if self.intake is not None:
             self.intake.block_stored(block.block_id, len(block.data), block.num_records)
-        self.outbox.put(StoreBlock(self.stream_id, seq, block.block_id, block.num_records,
-                                   payload=[block.data, pickle.dumps(block.metadata)]))
+        self.link.post(StoreBlock(self.stream_id, seq, block.block_id, block.num_records,
+                                  payload=[block.data, pickle.dumps(block.metadata)]))
         try:
             if not ack.done.wait(ACK_TIMEOUT_S):
                 raise RuntimeError(f"the driver did not store block {block.block_id} within "
@@ -121,38 +122,32 @@ class ReceiverHost:
 
     # -- the socket's thread -------------------------------------------------------------------
     def run(self) -> int:
-        send(self.sock, ReceiverReady(self.stream_id, os.getpid()))
-        started = time.monotonic()
+        self.link.open()
+        self.link.send(ReceiverReady(self.stream_id, os.getpid()))
+        self._started = time.monotonic()
         try:
-            while not self.finished.is_set():
-                if self.parent_pid is not None and not _alive(self.parent_pid):
-                    log.warning("the driver is gone; receiver %s exits", self.stream_id)
-                    return 1
-                if self.supervisor is None and time.monotonic() - started > START_TIMEOUT_S:
-                    log.error("the driver did not start receiver %s", self.stream_id)
-                    return 1
-                while True:
-                    try:
-                        send(self.sock, self.outbox.get_nowait())
-                    except queue.Empty:
-                        break
-                if not self.sock.poll(POLL_MS, zmq.POLLIN):
-                    continue
-                try:
-                    _, message = recv(self.sock)
-                except ProtocolError as exc:
-                    log.warning("dropped a malformed message from the driver: %s", exc)
-                    continue
-                self.handle(message)
-            while not self.outbox.empty():  # the last words (ReceiverDone)
-                send(self.sock, self.outbox.get_nowait())
+            self.link.serve(self.finished)
+            if self.exit_code:
+                return self.exit_code
+            self.link.send_posted()  # the last words (ReceiverDone)
             time.sleep(0.2)  # let them leave before the socket closes
             return 0
         finally:
-            self.sock.close(linger=0)
+            self.link.close()
             self.transport.close()
 
-    def handle(self, message) -> None:
+    def _tick(self, now: float) -> None:
+        """End the loop (exit code 1) when the driver is gone, or never started us."""
+        if self.parent_pid is not None and not _alive(self.parent_pid):
+            log.warning("the driver is gone; receiver %s exits", self.stream_id)
+        elif self.supervisor is None and now - self._started > START_TIMEOUT_S:
+            log.error("the driver did not start receiver %s", self.stream_id)
+        else:
+            return
+        self.exit_code = 1
+        self.finished.set()
+
+    def handle(self, message, now: float) -> None:
         if isinstance(message, BlockStored):
             self.spread = max(1, message.spread)
             with self._lock:
@@ -202,7 +197,7 @@ class ReceiverHost:
                 self.supervisor.stop()
             except Exception:  # noqa: BLE001 - user code in onStop; still say done
                 log.exception("stopping receiver %s", self.stream_id)
-        self.outbox.put(ReceiverDone(self.stream_id))
+        self.link.post(ReceiverDone(self.stream_id))
         self.finished.set()
 
 

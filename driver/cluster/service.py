@@ -323,9 +323,8 @@ class ClusterService(WorkerRoster, JobIntake, LogRequests, ElasticJobs, SqlRelay
             self.send(identity, CommandResult(False, f"job {job.job_id} already {job.state.lower()}"))
             return
         if job.process is None:
-            self.send(identity, CommandResult(
-                False, f"job {job.job_id} came back from before a restart without its directory "
-                       f"in {self.work_dir}: this service cannot signal it"))
+            self.send(identity, CommandResult(False, job.without_directory(
+                self.work_dir, "this service cannot signal it")))
             return
         job.kill_requested = True
         job.process.terminate()  # if nothing was there, the next check records its end

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 
 class _WithInitialState(StreamOp):
-    """An operator that may start from an initial RDD; in a checkpoint that RDD
-    travels as a reference to its checkpoint files."""
+    """A state that each batch with data carries on, and that may start from an
+    initial RDD; in a checkpoint that RDD travels as a reference to its checkpoint
+    files."""
 
     # The partition count as the user gave it (None: the default); the class default
     # serves operators pickled before they recorded it.
@@ -42,6 +43,20 @@ class _WithInitialState(StreamOp):
         if isinstance(self.initial, CheckpointedRDD):
             self.initial = self.initial.restore(sc)
         return self.initial
+
+    def compute(self, stream, time_ms):
+        """The state after batch ``time_ms``: a batch without data keeps the previous
+        state, a batch with data makes the next one (``next_state``)."""
+        previous = stream._get_or_compute(time_ms - stream._slide_ms)
+        new = self.parents[0]._get_or_compute(time_ms)
+        if new is None:
+            return previous
+        return self.next_state(stream, time_ms, previous, new)
+
+    def next_state(self, stream, time_ms: int, previous: RDD | None, new: RDD) -> RDD:
+        """The state RDD made from the previous one (None: there is none yet) and the
+        batch's data ``new``."""
+        raise NotImplementedError
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -68,11 +83,7 @@ class StateOp(_WithInitialState):
         return "updateStateByKey", {"numPartitions": self.num_partitions,
                                     "initialRDD": self.initial is not None}
 
-    def compute(self, stream, time_ms):
-        previous = stream._get_or_compute(time_ms - stream._slide_ms)
-        new = self.parents[0]._get_or_compute(time_ms)
-        if new is None:
-            return previous
+    def next_state(self, stream, time_ms, previous, new):
         if previous is not None:
             return self.update(previous, True, new)
         return self.update(self.initial_rdd(stream._sc), False, new)
@@ -142,11 +153,7 @@ class MapWithStateOp(_WithInitialState):
                                 "timeout_ms": self.timeout_ms,
                                 "initialState": self.initial is not None}
 
-    def compute(self, stream, time_ms):
-        previous = stream._get_or_compute(time_ms - stream._slide_ms)
-        new = self.parents[0]._get_or_compute(time_ms)
-        if new is None:
-            return previous
+    def next_state(self, stream, time_ms, previous, new):
         n = self.partitioner.numPartitions
         data = new.partitionBy(n, self.partitioner.partitionFunc)
         fn = tf.WithTime(self.fn, to_datetime(time_ms)) if self.four_args else self.fn

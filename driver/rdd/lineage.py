@@ -180,7 +180,19 @@ _NODE_OF_KIND = {
 }
 
 
-class MapPartitions(Lineage):
+class OneToOne(Lineage):
+    """Partition i is made from the parent's partition i, in the same task (what
+    Spark's ``OneToOneDependency`` describes)."""
+
+    def __init__(self, parent: "RDD"):
+        self.parent = parent
+        self.dependencies = [NarrowDependency(parent)]
+
+    def num_partitions(self):
+        return self.parent.getNumPartitions()
+
+
+class MapPartitions(OneToOne):
     """One function over each record/partition of the parent, pipelined in its task.
 
     ``kind`` is map, flatMap, filter, mapValues, flatMapValues, mapPartitions
@@ -188,13 +200,9 @@ class MapPartitions(Lineage):
     """
 
     def __init__(self, parent: "RDD", kind: str, fn: Callable):
-        self.parent = parent
+        super().__init__(parent)
         self.kind = kind
         self.fn = fn
-        self.dependencies = [NarrowDependency(parent)]
-
-    def num_partitions(self):
-        return self.parent.getNumPartitions()
 
     def closures(self):
         return [self.fn]
@@ -295,17 +303,13 @@ class Zipped(Lineage):
         return p.MapPartitionsNode(planner.register(rdd_funcs.zip_halves), None, both)
 
 
-class LocalCombine(Lineage):
+class LocalCombine(OneToOne):
     """combineByKey on data already partitioned by the target partitioner: no shuffle."""
 
     def __init__(self, parent: "RDD", combiner: tuple, values_are_combiners: bool):
-        self.parent = parent
+        super().__init__(parent)
         self.combiner = combiner
         self.values_are_combiners = values_are_combiners
-        self.dependencies = [NarrowDependency(parent)]
-
-    def num_partitions(self):
-        return self.parent.getNumPartitions()
 
     def closures(self):
         return list(self.combiner)
@@ -315,15 +319,11 @@ class LocalCombine(Lineage):
                              self.parent._plan(split, planner))
 
 
-class SortWithinPartitions(Lineage):
+class SortWithinPartitions(OneToOne):
     def __init__(self, parent: "RDD", keyfunc: Callable | None, ascending: bool):
-        self.parent = parent
+        super().__init__(parent)
         self.keyfunc = keyfunc
         self.ascending = ascending
-        self.dependencies = [NarrowDependency(parent)]
-
-    def num_partitions(self):
-        return self.parent.getNumPartitions()
 
     def closures(self):
         return [self.keyfunc] if self.keyfunc is not None else []

@@ -262,14 +262,22 @@ class DAGScheduler:
             self._submit_stage(waiting, now)
 
     # -- task outcomes ------------------------------------------------------------
+    def _end_task(self, outcome: TaskSucceeded | TaskFailed, succeeded: bool, killed: bool = False):
+        """Take the task of ``outcome`` off the running ones and tell the listener and the
+        progress record; its ``(task_set, run)``, or None if the launch was stale."""
+        found = self.tasks.finish(outcome.task_id)
+        if found is not None:
+            task_set, run = found
+            self.on_task_end(run, outcome, task_set.attempt)
+            self.progress.task_ended(task_set.stage_id, task_set.attempt, succeeded, killed)
+        return found
+
     def task_succeeded(self, message: TaskSucceeded, now: float) -> bool:
         """Apply a success; False if the launch was stale (already ended)."""
-        found = self.tasks.finish(message.task_id)
+        found = self._end_task(message, succeeded=True)
         if found is None:
             return False
         task_set, run = found
-        self.on_task_end(run, message, task_set.attempt)
-        self.progress.task_ended(task_set.stage_id, task_set.attempt, succeeded=True)
         stage = self.stages.get(task_set.stage_id)
         partition = run.task.partition
         for block_id in message.cached_blocks:
@@ -307,14 +315,11 @@ class DAGScheduler:
         return True
 
     def task_failed(self, message: TaskFailed, now: float) -> bool:
-        found = self.tasks.finish(message.task_id)
+        # Spark counts killed tasks apart from failed ones.
+        found = self._end_task(message, succeeded=False, killed=message.reason == FAIL_KILLED)
         if found is None:
             return False
         task_set, run = found
-        self.on_task_end(run, message, task_set.attempt)
-        # Spark counts killed tasks apart from failed ones.
-        self.progress.task_ended(task_set.stage_id, task_set.attempt, succeeded=False,
-                                 killed=message.reason == FAIL_KILLED)
         if task_set.zombie or task_set.stage_id not in self.stages:
             return True
         if message.reason == FAIL_MISSING_FUNCTION:

@@ -20,7 +20,7 @@ from . import types as T
 from .errors import AnalysisException
 from .expressions import (Alias, Attr, Call, CaseWhen, Cast, Expr, Lit, SortOrder, Star,
                           UnresolvedAttr, UnresolvedFunction, WindowExpr, expr_key, strip_alias)
-from .typing_rules import common_type, quote, sql_type
+from .typing_rules import common_type_of, quote, sql_type
 
 
 def split_name(name: str) -> tuple[str, ...]:
@@ -152,15 +152,10 @@ def resolve(e: Expr, scope: Scope, where: str = "") -> Expr:
         branches = [(resolve(c, scope, where), resolve(v, scope, where)) for c, v in e.branches]
         default = resolve(e.default, scope, where) if e.default is not None else None
         values = [v for _, v in branches] + ([default] if default is not None else [])
-        t = values[0].dtype
-        for v in values[1:]:
-            nt = common_type(t, v.dtype)
-            if nt is None:
-                raise AnalysisException(
-                    f"[DATATYPE_MISMATCH.DATA_DIFF_TYPES] Cannot resolve CASE WHEN: its values "
-                    f"have different types (\"{t.simpleString().upper()}\" and "
-                    f"\"{v.dtype.simpleString().upper()}\"). SQLSTATE: 42K09")
-            t = nt
+        t = common_type_of([v.dtype for v in values], lambda t, other: AnalysisException(
+            f"[DATATYPE_MISMATCH.DATA_DIFF_TYPES] Cannot resolve CASE WHEN: its values "
+            f"have different types (\"{t.simpleString().upper()}\" and "
+            f"\"{other.simpleString().upper()}\"). SQLSTATE: 42K09"))
         branches = [(B.cast_to(c, T.BooleanType()), B.cast_to(v, t)) for c, v in branches]
         default = B.cast_to(default, t) if default is not None else None
         nullable = default is None or any(v.nullable for v in values)
@@ -274,13 +269,9 @@ def pretty(e: Expr) -> str:
             return pretty(e.child)
         return f"CAST({pretty(e.child)} AS {e.to.simpleString().upper()})"
     if isinstance(e, SortOrder):
-        return (f"{pretty(e.child)} {'ASC' if e.ascending else 'DESC'} "
-                f"NULLS {'FIRST' if e.nulls_first else 'LAST'}")
+        return _sort_order_text(e, pretty)
     if isinstance(e, CaseWhen):
-        parts = ["CASE"] + [f"WHEN {pretty(c)} THEN {pretty(v)}" for c, v in e.branches]
-        if e.default is not None:
-            parts.append(f"ELSE {pretty(e.default)}")
-        return " ".join(parts + ["END"])
+        return _case_text(e, pretty)
     if isinstance(e, WindowExpr):
         return f"{pretty(e.func)} OVER ({_spec_text(e)})"
     if isinstance(e, Star):
@@ -294,12 +285,32 @@ def pretty(e: Expr) -> str:
     return repr(e)
 
 
-def _spec_text(e: WindowExpr) -> str:
+# Column names and the engine's SQL write sort orders, CASE and window specs alike;
+# ``text`` writes the parts (``pretty`` for names, ``to_sql`` for the engine).
+
+def _sort_order_text(e: SortOrder, text: Callable[[Expr], str]) -> str:
+    return (f"{text(e.child)} {'ASC' if e.ascending else 'DESC'} "
+            f"NULLS {'FIRST' if e.nulls_first else 'LAST'}")
+
+
+def _case_text(e: CaseWhen, text: Callable[[Expr], str]) -> str:
+    parts = ["CASE"] + [f"WHEN {text(c)} THEN {text(v)}" for c, v in e.branches]
+    if e.default is not None:
+        parts.append(f"ELSE {text(e.default)}")
+    return " ".join(parts + ["END"])
+
+
+def _partition_order_text(e: WindowExpr, text: Callable[[Expr], str]) -> list[str]:
     parts = []
     if e.spec.partition_by:
-        parts.append("PARTITION BY " + ", ".join(pretty(x) for x in e.spec.partition_by))
+        parts.append("PARTITION BY " + ", ".join(text(x) for x in e.spec.partition_by))
     if e.spec.order_by:
-        parts.append("ORDER BY " + ", ".join(pretty(x) for x in e.spec.order_by))
+        parts.append("ORDER BY " + ", ".join(text(x) for x in e.spec.order_by))
+    return parts
+
+
+def _spec_text(e: WindowExpr) -> str:
+    parts = _partition_order_text(e, pretty)
     kind = B.REGISTRY[e.func.name].kind if isinstance(e.func, Call) else "agg"
     frame = e.spec.frame
     if frame is not None:
@@ -409,13 +420,9 @@ def to_sql(e: Expr, subst: dict | None = None, col: Callable[[Attr], str] = col_
     if isinstance(e, Cast):
         return _cast_sql(rec(e.child), e.child.dtype, e.to, e.safe)
     if isinstance(e, SortOrder):
-        return (f"{rec(e.child)} {'ASC' if e.ascending else 'DESC'} "
-                f"NULLS {'FIRST' if e.nulls_first else 'LAST'}")
+        return _sort_order_text(e, rec)
     if isinstance(e, CaseWhen):
-        parts = ["CASE"] + [f"WHEN {rec(c)} THEN {rec(v)}" for c, v in e.branches]
-        if e.default is not None:
-            parts.append(f"ELSE {rec(e.default)}")
-        return "(" + " ".join(parts + ["END"]) + ")"
+        return "(" + _case_text(e, rec) + ")"
     if isinstance(e, WindowExpr):
         fn = B.REGISTRY[e.func.name]
         args = [rec(a) for a in e.func.args]
@@ -429,11 +436,7 @@ def to_sql(e: Expr, subst: dict | None = None, col: Callable[[Attr], str] = col_
 
 
 def window_spec_sql(e: WindowExpr, rec: Callable[[Expr], str]) -> str:
-    parts = []
-    if e.spec.partition_by:
-        parts.append("PARTITION BY " + ", ".join(rec(x) for x in e.spec.partition_by))
-    if e.spec.order_by:
-        parts.append("ORDER BY " + ", ".join(rec(x) for x in e.spec.order_by))
+    parts = _partition_order_text(e, rec)
     frame = e.spec.frame
     kind = B.REGISTRY[e.func.name].kind
     if frame is not None and kind != "window":

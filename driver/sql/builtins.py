@@ -17,7 +17,8 @@ from typing import Callable
 from . import types as T
 from .errors import AnalysisException
 from .expressions import Call, Cast, Expr, Lit
-from .typing_rules import common_type, is_integral, is_numeric, sql_type, wider_decimal
+from .typing_rules import (common_type, common_type_of, is_integral, is_numeric, sql_type,
+                           wider_decimal)
 
 Sql = list  # the arguments' SQL texts
 
@@ -87,12 +88,7 @@ def _func_sql(name: str):
 
 
 def _coerce_common(c: Call) -> list[Expr]:
-    t = c.args[0].dtype
-    for a in c.args[1:]:
-        nt = common_type(t, a.dtype)
-        if nt is None:
-            raise _mismatch(c, t, a.dtype)
-        t = nt
+    t = common_type_of([a.dtype for a in c.args], lambda t, other: _mismatch(c, t, other))
     return [cast_to(a, t) for a in c.args]
 
 
@@ -173,19 +169,20 @@ def _div_sql(c: Call, a: Sql) -> str:
             f"ELSE {num} / {a[1]} END)")
 
 
+def _infix(op: str):
+    """``(a op b)``: an operator's SQL, or its text in a column name."""
+    return lambda c, a: f"({a[0]} {op} {a[1]})"
+
+
 def _binop(op: str, engine_op: str | None = None, pretty_op: str | None = None):
-    engine_op = engine_op or op
-    shown = pretty_op or op
-    return Fn(op, 2, 2, _arith_result, lambda c, a: f"({a[0]} {engine_op} {a[1]})",
-              coerce=_arith_coerce, nullable=_any_null,
-              pretty=lambda c, p: f"({p[0]} {shown} {p[1]})")
+    return Fn(op, 2, 2, _arith_result, _infix(engine_op or op), coerce=_arith_coerce,
+              nullable=_any_null, pretty=_infix(pretty_op or op))
 
 
 for _op in ("+", "-", "*"):
     register(_binop(_op))
 register(_binop("%", "%"))
-register(Fn("/", 2, 2, _arith_result, _div_sql, coerce=_arith_coerce,
-            pretty=lambda c, p: f"({p[0]} / {p[1]})"))
+register(Fn("/", 2, 2, _arith_result, _div_sql, coerce=_arith_coerce, pretty=_infix("/")))
 register(Fn("div", 2, 2, _fixed(T.LongType()),
             lambda c, a: f"CAST(trunc(CAST({a[0]} AS DOUBLE) / {a[1]}) AS BIGINT)"
             if not all(is_integral(x.dtype) for x in c.args) else f"({a[0]} // {a[1]})",
@@ -193,6 +190,30 @@ register(Fn("div", 2, 2, _fixed(T.LongType()),
             nullable=lambda c: True, pretty=lambda c, p: f"({p[0]} div {p[1]})"))
 register(Fn("negative", 1, 1, _same(), lambda c, a: f"(- {a[0]})", nullable=_any_null,
             pretty=lambda c, p: f"negative({p[0]})"))
+
+# -- predicates ------------------------------------------------------------------------------
+
+_BOOL = T.BooleanType()
+
+
+def _never_null(c: Call) -> bool:
+    return False
+
+
+def _negation(c: Call, a: Sql) -> str:
+    return f"(NOT {a[0]})"
+
+
+def _postfix(op: str):
+    """``(a op)``, as ``_infix``."""
+    return lambda c, a: f"({a[0]} {op})"
+
+
+def _predicate(name: str, n_args: tuple[int, int | None], sql, pretty=None, coerce=None,
+               nullable=_any_null, **kw) -> Fn:
+    """Registers a function whose result is a BOOLEAN; ``n_args`` is (least, most)."""
+    return register(Fn(name, n_args[0], n_args[1], _fixed(_BOOL), sql, coerce=coerce,
+                       nullable=nullable, pretty=pretty, **kw))
 
 
 def _cmp_coerce(c: Call) -> list[Expr]:
@@ -203,46 +224,27 @@ def _cmp_coerce(c: Call) -> list[Expr]:
     return [cast_to(a, t), cast_to(b, t)]
 
 
-for _op, _shown in (("=", "="), ("<", "<"), ("<=", "<="), (">", ">"), (">=", ">=")):
-    register(Fn(_op, 2, 2, _fixed(T.BooleanType()),
-                (lambda o: lambda c, a: f"({a[0]} {o} {a[1]})")(_op),
-                coerce=_cmp_coerce, nullable=_any_null,
-                pretty=(lambda o: lambda c, p: f"({p[0]} {o} {p[1]})")(_shown)))
-register(Fn("!=", 2, 2, _fixed(T.BooleanType()), lambda c, a: f"({a[0]} <> {a[1]})",
-            coerce=_cmp_coerce, nullable=_any_null, pretty=lambda c, p: f"(NOT ({p[0]} = {p[1]}))"))
-register(Fn("<=>", 2, 2, _fixed(T.BooleanType()),
-            lambda c, a: f"({a[0]} IS NOT DISTINCT FROM {a[1]})", coerce=_cmp_coerce,
-            nullable=lambda c: False, pretty=lambda c, p: f"({p[0]} <=> {p[1]})"))
-register(Fn("and", 2, 2, _fixed(T.BooleanType()), lambda c, a: f"({a[0]} AND {a[1]})",
-            coerce=_coerce_to(T.BooleanType()), nullable=_any_null,
-            pretty=lambda c, p: f"({p[0]} AND {p[1]})"))
-register(Fn("or", 2, 2, _fixed(T.BooleanType()), lambda c, a: f"({a[0]} OR {a[1]})",
-            coerce=_coerce_to(T.BooleanType()), nullable=_any_null,
-            pretty=lambda c, p: f"({p[0]} OR {p[1]})"))
-register(Fn("not", 1, 1, _fixed(T.BooleanType()), lambda c, a: f"(NOT {a[0]})",
-            coerce=_coerce_to(T.BooleanType()), nullable=_any_null,
-            pretty=lambda c, p: f"(NOT {p[0]})"))
-register(Fn("isnull", 1, 1, _fixed(T.BooleanType()), lambda c, a: f"({a[0]} IS NULL)",
-            nullable=lambda c: False, pretty=lambda c, p: f"({p[0]} IS NULL)"))
-register(Fn("isnotnull", 1, 1, _fixed(T.BooleanType()), lambda c, a: f"({a[0]} IS NOT NULL)",
-            nullable=lambda c: False, pretty=lambda c, p: f"({p[0]} IS NOT NULL)"))
-register(Fn("in", 1, None, _fixed(T.BooleanType()),
-            lambda c, a: f"({a[0]} IN ({', '.join(a[1:])}))" if len(a) > 1 else "FALSE",
-            coerce=_coerce_common, nullable=_any_null,
-            pretty=lambda c, p: f"({p[0]} IN ({', '.join(p[1:])}))"))
-register(Fn("like", 2, 3, _fixed(T.BooleanType()),
-            lambda c, a: f"({a[0]} LIKE {a[1]}" + (f" ESCAPE {a[2]})" if len(a) > 2 else ")"),
-            coerce=_coerce_to(T.StringType()), nullable=_any_null,
-            pretty=lambda c, p: f"{p[0]} LIKE {p[1]}"))
-register(Fn("ilike", 2, 2, _fixed(T.BooleanType()), lambda c, a: f"({a[0]} ILIKE {a[1]})",
-            coerce=_coerce_to(T.StringType()), nullable=_any_null,
-            pretty=lambda c, p: f"ilike({p[0]}, {p[1]})"))
-register(Fn("rlike", 2, 2, _fixed(T.BooleanType()), lambda c, a: f"regexp_matches({a[0]}, {a[1]})",
-            coerce=_coerce_to(T.StringType()), nullable=_any_null,
-            pretty=lambda c, p: f"RLIKE({p[0]}, {p[1]})", aliases=("regexp", "regexp_like")))
-register(Fn("isnan", 1, 1, _fixed(T.BooleanType()),
-            lambda c, a: f"coalesce(isnan({a[0]}), FALSE)", coerce=_coerce_to(T.DoubleType()),
-            nullable=lambda c: False))
+for _op in ("=", "<", "<=", ">", ">="):
+    _predicate(_op, (2, 2), _infix(_op), _infix(_op), coerce=_cmp_coerce)
+_predicate("!=", (2, 2), _infix("<>"), lambda c, p: f"(NOT ({p[0]} = {p[1]}))", coerce=_cmp_coerce)
+_predicate("<=>", (2, 2), _infix("IS NOT DISTINCT FROM"), _infix("<=>"), coerce=_cmp_coerce,
+           nullable=_never_null)
+for _op in ("AND", "OR"):
+    _predicate(_op.lower(), (2, 2), _infix(_op), _infix(_op), coerce=_coerce_to(_BOOL))
+_predicate("not", (1, 1), _negation, _negation, coerce=_coerce_to(_BOOL))
+for _name, _test in (("isnull", "IS NULL"), ("isnotnull", "IS NOT NULL")):
+    _predicate(_name, (1, 1), _postfix(_test), _postfix(_test), nullable=_never_null)
+_predicate("in", (1, None),
+           lambda c, a: f"({a[0]} IN ({', '.join(a[1:])}))" if len(a) > 1 else "FALSE",
+           lambda c, p: f"({p[0]} IN ({', '.join(p[1:])}))", coerce=_coerce_common)
+_predicate("like", (2, 3),
+           lambda c, a: f"({a[0]} LIKE {a[1]}" + (f" ESCAPE {a[2]})" if len(a) > 2 else ")"),
+           lambda c, p: f"{p[0]} LIKE {p[1]}", coerce=_coerce_to(T.StringType()))
+_predicate("ilike", (2, 2), _infix("ILIKE"), _func_sql("ilike"), coerce=_coerce_to(T.StringType()))
+_predicate("rlike", (2, 2), _func_sql("regexp_matches"), _func_sql("RLIKE"),
+           coerce=_coerce_to(T.StringType()), aliases=("regexp", "regexp_like"))
+_predicate("isnan", (1, 1), lambda c, a: f"coalesce(isnan({a[0]}), FALSE)",
+           coerce=_coerce_to(T.DoubleType()), nullable=_never_null)
 
 # -- strings ---------------------------------------------------------------------------------
 

@@ -108,27 +108,38 @@ def _sum_coerce(c: Call):
     return c.args
 
 
-def _sum_sql(c: Call, a: list[str]) -> str:
-    inner = f"DISTINCT {a[0]}" if c.distinct else a[0]
-    return f"CAST(sum({inner}) AS {sql_type(c.dtype)})"
+def _distinct_or_not(name: str):
+    """``name(x)`` or ``name(DISTINCT x)``: the call over a window, and its column name."""
+    return lambda c, a: f"{name}({'DISTINCT ' if c.distinct else ''}{a[0]})"
 
 
-def _sum_partial(c: Call, a: list[str]) -> list[str]:
-    if c.distinct:
-        return _distinct_partial(c, a)
-    return [f"CAST(sum({a[0]}) AS {sql_type(c.dtype)})"]
+def _as_result(sql):
+    """``sql`` cast to the call's result type."""
+    return lambda c, a: f"CAST({sql(c, a)} AS {sql_type(c.dtype)})"
 
 
-def _sum_final(c: Call, s: list[str]) -> str:
-    if c.distinct:
-        return f"CAST(list_sum({_merged_distinct(s[0])}) AS {sql_type(c.dtype)})"
-    return f"CAST(sum({s[0]}) AS {sql_type(c.dtype)})"
+def _register_sum_like(name: str, result, partial, final, **kw) -> Fn:
+    """sum and avg. Distinct, their state is the list of distinct values, and the final
+    merge applies ``list_<name>`` to the merged lists; else ``partial``/``final`` say."""
+    call = _distinct_or_not(name)
+
+    def partial_states(c: Call, a: list[str]) -> list[str]:
+        return _distinct_partial(c, a) if c.distinct else partial(c, a)
+
+    def final_merge(c: Call, s: list[str]) -> str:
+        if c.distinct:
+            return f"CAST(list_{name}({_merged_distinct(s[0])}) AS {sql_type(c.dtype)})"
+        return final(c, s)
+    return register(Fn(name, 1, 1, result, _as_result(call), kind="agg", coerce=_sum_coerce,
+                       nullable=lambda c: True, partial=partial_states, final=final_merge,
+                       core=call, pretty=call, **kw))
 
 
-register(Fn("sum", 1, 1, _sum_type, _sum_sql, kind="agg", coerce=_sum_coerce,
-            nullable=lambda c: True, partial=_sum_partial, final=_sum_final,
-            core=lambda c, a: f"sum({'DISTINCT ' if c.distinct else ''}{a[0]})",
-            pretty=lambda c, p: f"sum({'DISTINCT ' if c.distinct else ''}{p[0]})"))
+def _cast_sum(c: Call, a: list[str]) -> str:
+    return f"CAST(sum({a[0]}) AS {sql_type(c.dtype)})"
+
+
+_register_sum_like("sum", _sum_type, lambda c, a: [_cast_sum(c, a)], _cast_sum)
 
 
 def _avg_type(c: Call) -> T.DataType:
@@ -139,32 +150,16 @@ def _avg_type(c: Call) -> T.DataType:
     return _DBL
 
 
-def _avg_sql(c: Call, a: list[str]) -> str:
-    inner = f"DISTINCT {a[0]}" if c.distinct else a[0]
-    return f"CAST(avg({inner}) AS {sql_type(c.dtype)})"
-
-
 def _avg_partial(c: Call, a: list[str]) -> list[str]:
-    if c.distinct:
-        return _distinct_partial(c, a)
-    kind = sql_type(c.dtype) if isinstance(c.dtype, T.DecimalType) else "DOUBLE"
-    if isinstance(c.dtype, T.DecimalType):
-        kind = "DECIMAL(38,%d)" % c.dtype.scale
+    kind = f"DECIMAL(38,{c.dtype.scale})" if isinstance(c.dtype, T.DecimalType) else "DOUBLE"
     return [f"sum(CAST({a[0]} AS {kind}))", f"count({a[0]})"]
 
 
 def _avg_final(c: Call, s: list[str]) -> str:
-    if c.distinct:
-        merged = _merged_distinct(s[0])
-        return f"CAST(list_avg({merged}) AS {sql_type(c.dtype)})"
     return f"CAST(sum({s[0]}) / nullif(sum({s[1]}), 0) AS {sql_type(c.dtype)})"
 
 
-register(Fn("avg", 1, 1, _avg_type, _avg_sql, kind="agg", coerce=_sum_coerce,
-            nullable=lambda c: True, partial=_avg_partial, final=_avg_final,
-            core=lambda c, a: f"avg({'DISTINCT ' if c.distinct else ''}{a[0]})",
-            pretty=lambda c, p: f"avg({'DISTINCT ' if c.distinct else ''}{p[0]})",
-            aliases=("mean",)))
+_register_sum_like("avg", _avg_type, _avg_partial, _avg_final, aliases=("mean",))
 
 
 def _minmax(name: str):

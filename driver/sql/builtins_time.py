@@ -49,24 +49,20 @@ def _format_arg(c: Call, index: int) -> str:
     return "'" + java_format(arg.value).replace("'", "''") + "'"
 
 
-def _to_date_sql(c: Call, a: Sql) -> str:
-    if len(a) == 1:
-        if isinstance(c.args[0].dtype, T.StringType):
-            return f"TRY_CAST({a[0]} AS DATE)"
-        return f"CAST({a[0]} AS DATE)"
-    return f"CAST(try_strptime({a[0]}, {_format_arg(c, 1)}) AS DATE)"
+def _parse_as(target: str):
+    """to_date/to_timestamp: text that does not parse is NULL; a format is Java's."""
+    def sql(c: Call, a: Sql) -> str:
+        if len(a) == 1:
+            if isinstance(c.args[0].dtype, T.StringType):
+                return f"TRY_CAST({a[0]} AS {target})"
+            return f"CAST({a[0]} AS {target})"
+        return f"CAST(try_strptime({a[0]}, {_format_arg(c, 1)}) AS {target})"
+    return sql
 
 
-def _to_ts_sql(c: Call, a: Sql) -> str:
-    if len(a) == 1:
-        if isinstance(c.args[0].dtype, T.StringType):
-            return f"TRY_CAST({a[0]} AS TIMESTAMP)"
-        return f"CAST({a[0]} AS TIMESTAMP)"
-    return f"CAST(try_strptime({a[0]}, {_format_arg(c, 1)}) AS TIMESTAMP)"
-
-
-register(Fn("to_date", 1, 2, _fixed(T.DateType()), _to_date_sql, nullable=lambda c: True))
-register(Fn("to_timestamp", 1, 2, _fixed(T.TimestampType()), _to_ts_sql, nullable=lambda c: True))
+register(Fn("to_date", 1, 2, _fixed(T.DateType()), _parse_as("DATE"), nullable=lambda c: True))
+register(Fn("to_timestamp", 1, 2, _fixed(T.TimestampType()), _parse_as("TIMESTAMP"),
+            nullable=lambda c: True))
 
 
 def _as_timestamp(c: Call) -> list[Expr]:

@@ -34,6 +34,35 @@ def _call(name: str, *args: Any, **options: Any) -> "Column":
     return Column(UnresolvedFunction(name, [_expr(a) for a in args], options=options))
 
 
+# Column's methods that only apply one SQL function or order are made from these
+# (as PySpark makes them), so each reads as one line in the class.
+
+def _bin_op(op: str, doc: str | None = None, swap: bool = False):
+    """A method ``op(self, other)`` (``op(other, self)`` when ``swap``)."""
+    def method(self: "Column", other: Any) -> "Column":
+        return self._bin(op, other, swap)
+    method.__doc__ = doc
+    return method
+
+
+def _unary_op(name: str, doc: str | None = None):
+    """A method ``name(self)``."""
+    def method(self: "Column") -> "Column":
+        return Column(UnresolvedFunction(name, [self._expr]))
+    method.__doc__ = doc
+    return method
+
+
+def _sort_op(ascending: bool, nulls_first: bool | None = None):
+    """A method ordering by this column (nulls first ascending, last descending, by default)."""
+    def method(self: "Column") -> "Column":
+        return Column(SortOrder(self._expr, ascending, nulls_first))
+    method.__doc__ = (f"Sort {'ascending' if ascending else 'descending'}"
+                      + ("" if nulls_first is None else
+                         f", nulls {'first' if nulls_first else 'last'}") + ".")
+    return method
+
+
 class Column:
     """A column expression: built with ``col``/``lit``/operators, resolved when used."""
 
@@ -47,30 +76,19 @@ class Column:
         a, b = self._expr, _expr(other)
         return Column(UnresolvedFunction(op, [b, a] if swap else [a, b]))
 
-    def __add__(self, o): return self._bin("+", o)
-    def __radd__(self, o): return self._bin("+", o, True)
-    def __sub__(self, o): return self._bin("-", o)
-    def __rsub__(self, o): return self._bin("-", o, True)
-    def __mul__(self, o): return self._bin("*", o)
-    def __rmul__(self, o): return self._bin("*", o, True)
-    def __truediv__(self, o): return self._bin("/", o)
-    def __rtruediv__(self, o): return self._bin("/", o, True)
-    def __mod__(self, o): return self._bin("%", o)
-    def __rmod__(self, o): return self._bin("%", o, True)
-    def __pow__(self, o): return self._bin("pow", o)
-    def __rpow__(self, o): return self._bin("pow", o, True)
-    def __eq__(self, o): return self._bin("=", o)  # type: ignore[override]
-    def __ne__(self, o): return self._bin("!=", o)  # type: ignore[override]
-    def __lt__(self, o): return self._bin("<", o)
-    def __le__(self, o): return self._bin("<=", o)
-    def __gt__(self, o): return self._bin(">", o)
-    def __ge__(self, o): return self._bin(">=", o)
-    def __and__(self, o): return self._bin("and", o)
-    def __rand__(self, o): return self._bin("and", o, True)
-    def __or__(self, o): return self._bin("or", o)
-    def __ror__(self, o): return self._bin("or", o, True)
-    def __invert__(self): return Column(UnresolvedFunction("not", [self._expr]))
-    def __neg__(self): return Column(UnresolvedFunction("negative", [self._expr]))
+    __add__, __radd__ = _bin_op("+"), _bin_op("+", swap=True)
+    __sub__, __rsub__ = _bin_op("-"), _bin_op("-", swap=True)
+    __mul__, __rmul__ = _bin_op("*"), _bin_op("*", swap=True)
+    __truediv__, __rtruediv__ = _bin_op("/"), _bin_op("/", swap=True)
+    __mod__, __rmod__ = _bin_op("%"), _bin_op("%", swap=True)
+    __pow__, __rpow__ = _bin_op("pow"), _bin_op("pow", swap=True)
+    __eq__ = _bin_op("=")  # type: ignore[assignment]
+    __ne__ = _bin_op("!=")  # type: ignore[assignment]
+    __lt__, __le__, __gt__, __ge__ = _bin_op("<"), _bin_op("<="), _bin_op(">"), _bin_op(">=")
+    __and__, __rand__ = _bin_op("and"), _bin_op("and", swap=True)
+    __or__, __ror__ = _bin_op("or"), _bin_op("or", swap=True)
+    __invert__ = _unary_op("not")
+    __neg__ = _unary_op("negative")
 
     def __bool__(self):
         raise PySparkValueError(
@@ -87,18 +105,12 @@ class Column:
                                 "a column: please use 'contains' in a string column or "
                                 "'array_contains' function for an array column.")
 
-    def eqNullSafe(self, other: Any) -> "Column":
-        return self._bin("<=>", other)
+    eqNullSafe = _bin_op("<=>", "Equality that treats two NULLs as equal (``<=>``).")
 
     # -- predicates -------------------------------------------------------------------------
-    def isNull(self) -> "Column":
-        return Column(UnresolvedFunction("isnull", [self._expr]))
-
-    def isNotNull(self) -> "Column":
-        return Column(UnresolvedFunction("isnotnull", [self._expr]))
-
-    def isNaN(self) -> "Column":
-        return Column(UnresolvedFunction("isnan", [self._expr]))
+    isNull = _unary_op("isnull", "True where the value is NULL.")
+    isNotNull = _unary_op("isnotnull", "True where the value is not NULL.")
+    isNaN = _unary_op("isnan", "True where the value is NaN.")
 
     def isin(self, *values: Any) -> "Column":
         if len(values) == 1 and isinstance(values[0], (list, set, tuple)):
@@ -108,23 +120,12 @@ class Column:
     def between(self, lower: Any, upper: Any) -> "Column":
         return (self >= lower) & (self <= upper)
 
-    def like(self, other: str) -> "Column":
-        return self._bin("like", other)
-
-    def ilike(self, other: str) -> "Column":
-        return self._bin("ilike", other)
-
-    def rlike(self, other: str) -> "Column":
-        return self._bin("rlike", other)
-
-    def startswith(self, other: Any) -> "Column":
-        return self._bin("startswith", other)
-
-    def endswith(self, other: Any) -> "Column":
-        return self._bin("endswith", other)
-
-    def contains(self, other: Any) -> "Column":
-        return self._bin("contains", other)
+    like = _bin_op("like", "SQL LIKE: ``_`` matches one character, ``%`` any run.")
+    ilike = _bin_op("ilike", "LIKE, ignoring case.")
+    rlike = _bin_op("rlike", "True where a regular expression matches part of the value.")
+    startswith = _bin_op("startswith", "True where the string starts with ``other``.")
+    endswith = _bin_op("endswith", "True where the string ends with ``other``.")
+    contains = _bin_op("contains", "True where the string contains ``other``.")
 
     def substr(self, startPos: Any, length: Any) -> "Column":
         return Column(UnresolvedFunction("substr", [self._expr, _expr(startPos), _expr(length)]))
@@ -152,23 +153,12 @@ class Column:
             dataType = T.parse_type(dataType)
         return Column(Cast(self._expr, dataType, safe=True))
 
-    def asc(self) -> "Column":
-        return Column(SortOrder(self._expr, True))
-
-    def asc_nulls_first(self) -> "Column":
-        return Column(SortOrder(self._expr, True, True))
-
-    def asc_nulls_last(self) -> "Column":
-        return Column(SortOrder(self._expr, True, False))
-
-    def desc(self) -> "Column":
-        return Column(SortOrder(self._expr, False))
-
-    def desc_nulls_first(self) -> "Column":
-        return Column(SortOrder(self._expr, False, True))
-
-    def desc_nulls_last(self) -> "Column":
-        return Column(SortOrder(self._expr, False, False))
+    asc = _sort_op(True)
+    asc_nulls_first = _sort_op(True, True)
+    asc_nulls_last = _sort_op(True, False)
+    desc = _sort_op(False)
+    desc_nulls_first = _sort_op(False, True)
+    desc_nulls_last = _sort_op(False, False)
 
     # -- structure ------------------------------------------------------------------------------
     def getItem(self, key: Any) -> "Column":

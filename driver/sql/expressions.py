@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import itertools
+from operator import attrgetter
 from typing import Any, Callable, Iterator
 
 from . import types as T
@@ -154,24 +155,25 @@ def literal_type(value: Any) -> T.DataType:
     return T.infer_type(value)
 
 
-class Alias(Expr):
-    __slots__ = ("child", "name", "id")
+class UnaryExpr(Expr):
+    """An expression over one ``child`` (an alias, a cast, a sort order)."""
+
+    __slots__ = ("child",)
+
+    def children(self):
+        return [self.child]
+
+
+class Alias(UnaryExpr):
+    __slots__ = ("name", "id")
 
     def __init__(self, child: Expr, name: str, id: int | None = None):
         self.child = child
         self.name = name
         self.id = new_id() if id is None else id
 
-    @property
-    def dtype(self):
-        return self.child.dtype
-
-    @property
-    def nullable(self):
-        return self.child.nullable
-
-    def children(self):
-        return [self.child]
+    dtype = property(attrgetter("child.dtype"))
+    nullable = property(attrgetter("child.nullable"))
 
     def with_children(self, children):
         return Alias(children[0], self.name, self.id)
@@ -237,8 +239,8 @@ class CaseWhen(Expr):
         return CaseWhen(branches, default, self.dtype, self.nullable)
 
 
-class Cast(Expr):
-    __slots__ = ("child", "to", "safe", "implicit")
+class Cast(UnaryExpr):
+    __slots__ = ("to", "safe", "implicit")
 
     def __init__(self, child: Expr, to: T.DataType, safe: bool = False, implicit: bool = False):
         self.child = child
@@ -246,23 +248,18 @@ class Cast(Expr):
         self.safe = safe  # try_cast: NULL instead of an error
         self.implicit = implicit  # inserted by type coercion: not part of the column's name
 
-    @property
-    def dtype(self):
-        return self.to
+    dtype = property(attrgetter("to"))
 
     @property
     def nullable(self):
         return self.child.nullable or self.safe
 
-    def children(self):
-        return [self.child]
-
     def with_children(self, children):
         return Cast(children[0], self.to, self.safe, self.implicit)
 
 
-class SortOrder(Expr):
-    __slots__ = ("child", "ascending", "nulls_first")
+class SortOrder(UnaryExpr):
+    __slots__ = ("ascending", "nulls_first")
 
     def __init__(self, child: Expr, ascending: bool = True, nulls_first: bool | None = None):
         self.child = child
@@ -270,12 +267,7 @@ class SortOrder(Expr):
         # Spark: ascending puts nulls first, descending last.
         self.nulls_first = ascending if nulls_first is None else nulls_first
 
-    @property
-    def dtype(self):
-        return self.child.dtype
-
-    def children(self):
-        return [self.child]
+    dtype = property(attrgetter("child.dtype"))
 
     def with_children(self, children):
         return SortOrder(children[0], self.ascending, self.nulls_first)
@@ -313,13 +305,8 @@ class WindowExpr(Expr):
         self.func = func
         self.spec = spec
 
-    @property
-    def dtype(self):
-        return self.func.dtype
-
-    @property
-    def nullable(self):
-        return self.func.nullable
+    dtype = property(attrgetter("func.dtype"))
+    nullable = property(attrgetter("func.nullable"))
 
     def children(self):
         return [self.func] + self.spec.exprs()

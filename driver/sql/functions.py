@@ -8,11 +8,11 @@ takes a regular expression; ``window`` buckets a timestamp into
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from .column import Column, _call, _col_or_name, _expr
 from .errors import PySparkTypeError, PySparkValueError
-from .expressions import CaseWhen, Lit, SortOrder, UnresolvedFunction
+from .expressions import CaseWhen, Lit, UnresolvedFunction
 
 
 def col(col: str) -> Column:
@@ -58,6 +58,34 @@ def _fn(name: str, *cols: Any, **options: Any) -> Column:
     return _call(name, *[_c(x) for x in cols], **options)
 
 
+# Most functions are Spark SQL's function of the same name over their column arguments
+# (a Column or a column name); these make them, named and documented, from that name
+# (tests/unit/test_sql_function_names.py checks each is bound to its own name).
+
+def _named(function: Callable[..., Column], name: str, doc: str) -> Callable[..., Column]:
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = doc
+    return function
+
+
+def _of_column(name: str) -> Callable[[Any], Column]:
+    def function(col: Any) -> Column:
+        return _fn(name, col)
+    return _named(function, name, f"Spark SQL's ``{name}`` of a column.")
+
+
+def _of_columns(name: str) -> Callable[..., Column]:
+    def function(*cols: Any) -> Column:
+        return _fn(name, *cols)
+    return _named(function, name, f"Spark SQL's ``{name}`` of the columns.")
+
+
+def _of_nothing(name: str) -> Callable[[], Column]:
+    def function() -> Column:
+        return _call(name)
+    return _named(function, name, f"Spark SQL's ``{name}()``.")
+
+
 # -- conditionals and nulls --------------------------------------------------------------------
 
 def when(condition: Column, value: Any) -> Column:
@@ -67,20 +95,8 @@ def when(condition: Column, value: Any) -> Column:
     return Column(CaseWhen([(condition._expr, _expr(value))]))
 
 
-def coalesce(*cols: Any) -> Column:
-    return _fn("coalesce", *cols)
-
-
-def isnull(col: Any) -> Column:
-    return _fn("isnull", col)
-
-
-def isnotnull(col: Any) -> Column:
-    return _fn("isnotnull", col)
-
-
-def isnan(col: Any) -> Column:
-    return _fn("isnan", col)
+coalesce, greatest, least = map(_of_columns, ("coalesce", "greatest", "least"))
+isnull, isnotnull, isnan = map(_of_column, ("isnull", "isnotnull", "isnan"))
 
 
 def nvl(col1: Any, col2: Any) -> Column:
@@ -88,14 +104,6 @@ def nvl(col1: Any, col2: Any) -> Column:
 
 
 ifnull = nvl
-
-
-def greatest(*cols: Any) -> Column:
-    return _fn("greatest", *cols)
-
-
-def least(*cols: Any) -> Column:
-    return _fn("least", *cols)
 
 
 # -- aggregates ----------------------------------------------------------------------------------
@@ -118,10 +126,8 @@ def approx_count_distinct(col: Any, rsd: float | None = None) -> Column:
 
 
 approxCountDistinct = approx_count_distinct
-
-
-def sum(col: Any) -> Column:  # noqa: A001 - PySpark's name
-    return _fn("sum", col)
+sum, avg, min, max = map(_of_column, ("sum", "avg", "min", "max"))  # noqa: A001 - PySpark's
+mean = avg
 
 
 def sum_distinct(col: Any) -> Column:
@@ -129,21 +135,6 @@ def sum_distinct(col: Any) -> Column:
 
 
 sumDistinct = sum_distinct
-
-
-def avg(col: Any) -> Column:
-    return _fn("avg", col)
-
-
-mean = avg
-
-
-def min(col: Any) -> Column:  # noqa: A001
-    return _fn("min", col)
-
-
-def max(col: Any) -> Column:  # noqa: A001
-    return _fn("max", col)
 
 
 def first(col: Any, ignorenulls: bool = False) -> Column:
@@ -154,61 +145,18 @@ def last(col: Any, ignorenulls: bool = False) -> Column:
     return _fn("last", col, ignorenulls=ignorenulls)
 
 
-def any_value(col: Any) -> Column:
-    return _fn("any_value", col)
-
-
-def collect_list(col: Any) -> Column:
-    return _fn("collect_list", col)
-
-
-def collect_set(col: Any) -> Column:
-    return _fn("collect_set", col)
-
-
-def stddev(col: Any) -> Column:
-    return _fn("stddev", col)
-
-
-stddev_samp = stddev
-std = stddev
-
-
-def stddev_pop(col: Any) -> Column:
-    return _fn("stddev_pop", col)
-
-
-def variance(col: Any) -> Column:
-    return _fn("variance", col)
-
-
+any_value, collect_list, collect_set = map(_of_column, ("any_value", "collect_list",
+                                                       "collect_set"))
+stddev, stddev_pop, variance, var_pop = map(_of_column, ("stddev", "stddev_pop", "variance",
+                                                         "var_pop"))
+stddev_samp = std = stddev
 var_samp = variance
-
-
-def var_pop(col: Any) -> Column:
-    return _fn("var_pop", col)
 
 
 # -- window functions -------------------------------------------------------------------------
 
-def row_number() -> Column:
-    return _call("row_number")
-
-
-def rank() -> Column:
-    return _call("rank")
-
-
-def dense_rank() -> Column:
-    return _call("dense_rank")
-
-
-def percent_rank() -> Column:
-    return _call("percent_rank")
-
-
-def cume_dist() -> Column:
-    return _call("cume_dist")
+row_number, rank, dense_rank, percent_rank, cume_dist = map(_of_nothing, (
+    "row_number", "rank", "dense_rank", "percent_rank", "cume_dist"))
 
 
 def ntile(n: int) -> Column:
@@ -225,40 +173,15 @@ def lead(col: Any, offset: int = 1, default: Any = None) -> Column:
 
 # -- strings ---------------------------------------------------------------------------------------
 
-def upper(col: Any) -> Column:
-    return _fn("upper", col)
-
-
-def lower(col: Any) -> Column:
-    return _fn("lower", col)
-
-
-def length(col: Any) -> Column:
-    return _fn("length", col)
-
-
-def trim(col: Any) -> Column:
-    return _fn("trim", col)
-
-
-def ltrim(col: Any) -> Column:
-    return _fn("ltrim", col)
-
-
-def rtrim(col: Any) -> Column:
-    return _fn("rtrim", col)
-
-
-def reverse(col: Any) -> Column:
-    return _fn("reverse", col)
+upper, lower, length, reverse = map(_of_column, ("upper", "lower", "length", "reverse"))
+trim, ltrim, rtrim = map(_of_column, ("trim", "ltrim", "rtrim"))
 
 
 def substring(str: Any, pos: int, len: int) -> Column:  # noqa: A002
     return _call("substring", _c(str), Lit(pos), Lit(len))
 
 
-def concat(*cols: Any) -> Column:
-    return _fn("concat", *cols)
+concat = _of_columns("concat")
 
 
 def concat_ws(sep: str, *cols: Any) -> Column:
@@ -299,28 +222,14 @@ def repeat(col: Any, n: int) -> Column:
 
 # -- math -------------------------------------------------------------------------------------------
 
-def abs(col: Any) -> Column:  # noqa: A001
-    return _fn("abs", col)
+abs = _of_column("abs")  # noqa: A001 - PySpark's name
 
 
 def round(col: Any, scale: int = 0) -> Column:  # noqa: A001
     return _call("round", _c(col), Lit(scale))
 
 
-def floor(col: Any) -> Column:
-    return _fn("floor", col)
-
-
-def ceil(col: Any) -> Column:
-    return _fn("ceil", col)
-
-
-def sqrt(col: Any) -> Column:
-    return _fn("sqrt", col)
-
-
-def exp(col: Any) -> Column:
-    return _fn("exp", col)
+floor, ceil, sqrt, exp = map(_of_column, ("floor", "ceil", "sqrt", "exp"))
 
 
 def log(arg1: Any, arg2: Any = None) -> Column:
@@ -348,40 +257,10 @@ def date_format(date: Any, format: str) -> Column:  # noqa: A002
     return _call("date_format", _c(date), Lit(format))
 
 
-def current_date() -> Column:
-    return _call("current_date")
-
-
-def current_timestamp() -> Column:
-    return _call("current_timestamp")
-
-
-def year(col: Any) -> Column:
-    return _fn("year", col)
-
-
-def month(col: Any) -> Column:
-    return _fn("month", col)
-
-
-def dayofmonth(col: Any) -> Column:
-    return _fn("dayofmonth", col)
-
-
-def dayofweek(col: Any) -> Column:
-    return _fn("dayofweek", col)
-
-
-def hour(col: Any) -> Column:
-    return _fn("hour", col)
-
-
-def minute(col: Any) -> Column:
-    return _fn("minute", col)
-
-
-def second(col: Any) -> Column:
-    return _fn("second", col)
+current_date, current_timestamp = map(_of_nothing, ("current_date", "current_timestamp"))
+year, month, dayofmonth, dayofweek = map(_of_column, ("year", "month", "dayofmonth",
+                                                      "dayofweek"))
+hour, minute, second = map(_of_column, ("hour", "minute", "second"))
 
 
 def date_add(start: Any, days: int) -> Column:
@@ -435,22 +314,23 @@ def window(timeColumn: Any, windowDuration: str, slideDuration: str | None = Non
 
 # -- collections and structs ----------------------------------------------------------------------
 
+def _unpacked(cols: tuple) -> tuple:
+    """``f([a, b])`` means ``f(a, b)``."""
+    return tuple(cols[0]) if len(cols) == 1 and isinstance(cols[0], (list, tuple)) else cols
+
+
 def array(*cols: Any) -> Column:
-    if len(cols) == 1 and isinstance(cols[0], (list, tuple)):
-        cols = tuple(cols[0])
-    return _fn("array", *cols)
+    return _fn("array", *_unpacked(cols))
 
 
-def size(col: Any) -> Column:
-    return _fn("size", col)
+size = _of_column("size")
 
 
 def array_contains(col: Any, value: Any) -> Column:
     return _call("array_contains", _c(col), value)
 
 
-def array_distinct(col: Any) -> Column:
-    return _fn("array_distinct", col)
+array_distinct = _of_column("array_distinct")
 
 
 def sort_array(col: Any, asc: bool = True) -> Column:
@@ -467,56 +347,33 @@ def element_at(col: Any, extraction: Any) -> Column:
 
 def struct(*cols: Any) -> Column:
     from .analyzer import output_name
-    if len(cols) == 1 and isinstance(cols[0], (list, tuple)):
-        cols = tuple(cols[0])
-    columns = [_c(x) for x in cols]
+    columns = [_c(x) for x in _unpacked(cols)]
     names = [output_name(c._expr) for c in columns]
     return _call("struct", *columns, names=names)
 
 
 def create_map(*cols: Any) -> Column:
-    if len(cols) == 1 and isinstance(cols[0], (list, tuple)):
-        cols = tuple(cols[0])
-    return _fn("map", *cols)
+    return _fn("map", *_unpacked(cols))
 
 
-def map_keys(col: Any) -> Column:
-    return _fn("map_keys", col)
-
-
-def map_values(col: Any) -> Column:
-    return _fn("map_values", col)
-
-
-def explode(col: Any) -> Column:
-    return _fn("explode", col)
-
-
-def explode_outer(col: Any) -> Column:
-    return _fn("explode_outer", col)
-
-
-def posexplode(col: Any) -> Column:
-    return _fn("posexplode", col)
-
-
-def posexplode_outer(col: Any) -> Column:
-    return _fn("posexplode_outer", col)
+map_keys, map_values = map(_of_column, ("map_keys", "map_values"))
+explode, explode_outer, posexplode, posexplode_outer = map(_of_column, (
+    "explode", "explode_outer", "posexplode", "posexplode_outer"))
 
 
 # -- ordering -------------------------------------------------------------------------------------
 
 def asc(col: Any) -> Column:
-    return Column(SortOrder(_c(col)._expr, True))
+    return _c(col).asc()
 
 
 def desc(col: Any) -> Column:
-    return Column(SortOrder(_c(col)._expr, False))
+    return _c(col).desc()
 
 
 def asc_nulls_last(col: Any) -> Column:
-    return Column(SortOrder(_c(col)._expr, True, False))
+    return _c(col).asc_nulls_last()
 
 
 def desc_nulls_first(col: Any) -> Column:
-    return Column(SortOrder(_c(col)._expr, False, True))
+    return _c(col).desc_nulls_first()

@@ -14,7 +14,7 @@ from .analyzer import Scope, resolve
 from .column import Column
 from .errors import AnalysisException, PySparkTypeError
 from .expressions import Alias, Attr, Expr, UnresolvedFunction
-from .typing_rules import common_type
+from .typing_rules import common_type_of
 
 if TYPE_CHECKING:
     from .dataframe import DataFrame
@@ -106,15 +106,10 @@ def build_union(plans: list[L.Plan]) -> L.Plan:
                 f"{len(plan.output)} columns. SQLSTATE: 42826")
     attrs = []
     for i, a in enumerate(first):
-        t, nullable = a.dtype, a.nullable
-        for plan in plans[1:]:
-            other = plan.output[i]
-            nt = common_type(t, other.dtype)
-            if nt is None:
-                raise AnalysisException(
-                    f"[INCOMPATIBLE_COLUMN_TYPE] UNION can only be performed on inputs with "
-                    f"compatible column types. Column {i + 1} is \"{t.simpleString().upper()}\" and "
-                    f"\"{other.dtype.simpleString().upper()}\". SQLSTATE: 42825")
-            t, nullable = nt, nullable or other.nullable
-        attrs.append(Attr(a.name, t, nullable))
+        column = [plan.output[i] for plan in plans]
+        t = common_type_of([c.dtype for c in column], lambda t, other: AnalysisException(
+            f"[INCOMPATIBLE_COLUMN_TYPE] UNION can only be performed on inputs with "
+            f"compatible column types. Column {i + 1} is \"{t.simpleString().upper()}\" and "
+            f"\"{other.simpleString().upper()}\". SQLSTATE: 42825"))
+        attrs.append(Attr(a.name, t, any(c.nullable for c in column)))
     return L.Union(plans, attrs)

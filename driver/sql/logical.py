@@ -4,18 +4,28 @@ Every node knows its ``output`` attributes; expressions in it refer to its
 children's attributes by id. DataFrame methods and the SQL front end build
 these nodes through the same constructors, so both check names and types
 the same way, and ``physical`` turns either into distributed stages.
+
+Nodes are dataclasses whose fields are their constructor's arguments, in
+order. They compare and hash by identity (the cache keys plans by ``id``)
+and print through ``describe``: a generated ``==`` or ``repr`` would walk
+whole trees and the driver-side rows they hold.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from . import types as T
 from .expressions import Attr, Expr, SortOrder, strip_alias
 from .analyzer import to_attr
 
+plan_node = dataclass(eq=False, repr=False)
+
 
 class Plan:
     children: list["Plan"] = []
+    # its line in ``explain()``: str.format over the node's fields; empty: the class name
+    shown_as = ""
 
     @property
     def output(self) -> list[Attr]:
@@ -30,7 +40,7 @@ class Plan:
         return sum(sizes) if sizes else float("inf")
 
     def describe(self) -> str:
-        return type(self).__name__
+        return self.shown_as.format_map(vars(self)) if self.shown_as else type(self).__name__
 
     def tree_string(self, depth: int = 0) -> str:
         lines = [("   " * (depth - 1) + "+- " if depth else "") + self.describe()]
@@ -41,222 +51,200 @@ class Plan:
 
 # -- leaves -------------------------------------------------------------------------------
 
-class LocalRelation(Plan):
-    """Rows given on the driver, as Arrow IPC bytes per partition (columns in output order)."""
+class Relation(Plan):
+    """A leaf: rows from outside the plan, columns ``attrs``, about ``size`` bytes."""
 
-    def __init__(self, attrs: list[Attr], partitions: list[bytes]):
-        self.attrs = attrs
-        self.partitions = partitions
-        self.children = []
+    attrs: list[Attr]
+    size: float
 
     @property
     def output(self):
         return self.attrs
 
     def size_estimate(self):
-        return float(sum(len(p) for p in self.partitions))
-
-    def describe(self):
-        return f"LocalRelation {self.attrs}"
+        return self.size
 
 
-class RDDRelation(Plan):
+@plan_node
+class LocalRelation(Relation):
+    """Rows given on the driver, as Arrow IPC bytes per partition (columns in output order)."""
+
+    attrs: list[Attr]
+    partitions: list[bytes]
+
+    shown_as = "LocalRelation {attrs}"
+
+    def __post_init__(self):
+        self.size = float(sum(len(p) for p in self.partitions))
+
+
+@plan_node
+class RDDRelation(Relation):
     """An RDD: of Python rows (``kind="rows"``, converted on the executors) or of Arrow
     IPC partitions (``kind="arrow"``, columns in output order)."""
 
-    def __init__(self, attrs: list[Attr], rdd: Any, kind: str, size: float = float("inf")):
-        self.attrs = attrs
-        self.rdd = rdd
-        self.kind = kind
-        self.size = size
-        self.children = []
-
-    @property
-    def output(self):
-        return self.attrs
-
-    def size_estimate(self):
-        return self.size
-
-    def describe(self):
-        return f"LogicalRDD {self.attrs}"
+    attrs: list[Attr]
+    rdd: Any
+    kind: str
+    size: float = float("inf")
+    shown_as = "LogicalRDD {attrs}"
 
 
-class RangeRelation(Plan):
-    def __init__(self, attr: Attr, start: int, end: int, step: int, num_partitions: int):
-        self.attr = attr
-        self.start, self.end, self.step = start, end, step
-        self.num_partitions = num_partitions
-        self.children = []
+@plan_node
+class RangeRelation(Relation):
+    """``spark.range``: one long column ``attr`` from ``start`` to ``end`` by ``step``."""
 
-    @property
-    def output(self):
-        return [self.attr]
+    attr: Attr
+    start: int
+    end: int
+    step: int
+    num_partitions: int
 
-    def size_estimate(self):
-        return 8.0 * max(0, (self.end - self.start) // (self.step or 1))
+    def __post_init__(self):
+        self.attrs = [self.attr]
+        self.size = 8.0 * max(0, (self.end - self.start) // (self.step or 1))
 
 
-class FileRelation(Plan):
+@plan_node
+class FileRelation(Relation):
     """Files read on the executors: ``fmt`` text, csv, json or parquet."""
 
-    def __init__(self, attrs: list[Attr], fmt: str, splits: list, options: dict, size: float):
-        self.attrs = attrs
-        self.fmt = fmt
-        self.splits = splits  # per partition: a list of [path, start, length]
-        self.options = options
-        self.size = size
-        self.children = []
+    attrs: list[Attr]
+    fmt: str
+    splits: list  # per partition: a list of [path, start, length]
+    options: dict
+    size: float
+    shown_as = "FileScan {fmt} {attrs}"
 
-    @property
-    def output(self):
-        return self.attrs
 
-    def size_estimate(self):
-        return self.size
-
-    def describe(self):
-        return f"FileScan {self.fmt} {self.attrs}"
+def _defined_by(field_name: str) -> property:
+    """``output``: the attributes that the named expressions in ``field_name`` define."""
+    return property(lambda self: [to_attr(e) for e in getattr(self, field_name)])
 
 
 # -- unary ----------------------------------------------------------------------------------------
 
-class Project(Plan):
-    def __init__(self, exprs: list[Expr], child: Plan):
-        self.exprs = exprs  # Attr or Alias
-        self.child = child
-        self.children = [child]
+class UnaryPlan(Plan):
+    """One ``child``, whose columns it keeps unless a subclass says otherwise."""
 
-    @property
-    def output(self):
-        return [to_attr(e) for e in self.exprs]
+    child: Plan
 
-    def describe(self):
-        return f"Project {self.exprs}"
-
-
-class Filter(Plan):
-    def __init__(self, condition: Expr, child: Plan):
-        self.condition = condition
-        self.child = child
-        self.children = [child]
+    def __post_init__(self):
+        self.children = [self.child]
 
     @property
     def output(self):
         return self.child.output
 
-    def describe(self):
-        return f"Filter {self.condition!r}"
+
+@plan_node
+class Project(UnaryPlan):
+    exprs: list[Expr]  # Attr or Alias
+    child: Plan
+
+    output = _defined_by("exprs")
+    shown_as = "Project {exprs}"
 
 
-class Aggregate(Plan):
+@plan_node
+class Filter(UnaryPlan):
+    condition: Expr
+    child: Plan
+    shown_as = "Filter {condition!r}"
+
+
+@plan_node
+class Aggregate(UnaryPlan):
     """GROUP BY ``groups``; ``aggs`` are the output expressions (Attr or Alias)."""
 
-    def __init__(self, groups: list[Expr], aggs: list[Expr], child: Plan):
-        self.groups = groups
-        self.aggs = aggs
-        self.child = child
-        self.children = [child]
+    groups: list[Expr]
+    aggs: list[Expr]
+    child: Plan
 
-    @property
-    def output(self):
-        return [to_attr(e) for e in self.aggs]
-
-    def describe(self):
-        return f"Aggregate {self.groups}, {self.aggs}"
+    output = _defined_by("aggs")
+    shown_as = "Aggregate {groups}, {aggs}"
 
 
-class Window(Plan):
+@plan_node
+class Window(UnaryPlan):
     """Child columns plus window expressions (Alias of WindowExpr)."""
 
-    def __init__(self, wexprs: list[Expr], child: Plan):
-        self.wexprs = wexprs
-        self.child = child
-        self.children = [child]
+    wexprs: list[Expr]
+    child: Plan
 
     @property
     def output(self):
         return self.child.output + [to_attr(e) for e in self.wexprs]
 
 
-class Generate(Plan):
+@plan_node
+class Generate(UnaryPlan):
     """explode and friends: child columns plus ``gen_attrs`` per produced element."""
 
-    def __init__(self, generator: Expr, outer: bool, gen_attrs: list[Attr], child: Plan):
-        self.generator = generator  # the Call (explode, posexplode...)
-        self.outer = outer
-        self.gen_attrs = gen_attrs
-        self.child = child
-        self.children = [child]
+    generator: Expr  # the Call (explode, posexplode...)
+    outer: bool
+    gen_attrs: list[Attr]
+    child: Plan
 
     @property
     def output(self):
         return self.child.output + self.gen_attrs
 
 
-class Sort(Plan):
-    def __init__(self, orders: list[SortOrder], is_global: bool, child: Plan):
-        self.orders = orders
-        self.is_global = is_global
-        self.child = child
-        self.children = [child]
-
-    @property
-    def output(self):
-        return self.child.output
+@plan_node
+class Sort(UnaryPlan):
+    orders: list[SortOrder]
+    is_global: bool
+    child: Plan
 
 
-class Limit(Plan):
-    def __init__(self, n: int, child: Plan, offset: int = 0):
-        self.n = n
-        self.offset = offset
-        self.child = child
-        self.children = [child]
+@plan_node
+class Limit(UnaryPlan):
+    """``n`` rows after skipping ``offset``."""
 
-    @property
-    def output(self):
-        return self.child.output
+    n: int
+    child: Plan
+    offset: int = 0
 
 
-class Deduplicate(Plan):
+@plan_node
+class Deduplicate(UnaryPlan):
     """dropDuplicates(keys): the first row of each distinct key."""
 
-    def __init__(self, keys: list[Attr], child: Plan):
-        self.keys = keys
-        self.child = child
-        self.children = [child]
-
-    @property
-    def output(self):
-        return self.child.output
+    keys: list[Attr]
+    child: Plan
 
 
-class Repartition(Plan):
+@plan_node
+class Repartition(UnaryPlan):
     """``shuffle``: hash by ``keys`` (round-robin without); else coalesce."""
 
-    def __init__(self, n: int | None, keys: list[Expr], shuffle: bool, child: Plan):
-        self.n = n
-        self.keys = keys
-        self.shuffle = shuffle
-        self.child = child
-        self.children = [child]
-
-    @property
-    def output(self):
-        return self.child.output
+    n: int | None
+    keys: list[Expr]
+    shuffle: bool
+    child: Plan
 
 
-class SubqueryAlias(Plan):
+@plan_node
+class SubqueryAlias(UnaryPlan):
     """A named relation (a view or ``AS t``): qualifies its columns with the name."""
 
-    def __init__(self, alias: str, child: Plan):
-        self.alias = alias
-        self.child = child
-        self.children = [child]
+    alias: str
+    child: Plan
 
     @property
     def output(self):
         return [a.qualified((self.alias,)) for a in self.child.output]
+
+
+@plan_node
+class Broadcast(UnaryPlan):
+    """``functions.broadcast(df)``: a hint that this side is small."""
+
+    child: Plan
+
+    def size_estimate(self):
+        return 0.0
 
 
 # -- binary -----------------------------------------------------------------------------------------
@@ -270,15 +258,17 @@ JOIN_TYPES = {
 }
 
 
+@plan_node
 class Join(Plan):
-    def __init__(self, left: Plan, right: Plan, how: str, condition: Expr | None,
-                 hint_broadcast: str | None = None):
-        self.left = left
-        self.right = right
-        self.how = how
-        self.condition = condition
-        self.hint_broadcast = hint_broadcast
-        self.children = [left, right]
+    left: Plan
+    right: Plan
+    how: str
+    condition: Expr | None
+    hint_broadcast: str | None = None
+    shown_as = "Join {how} {condition!r}"
+
+    def __post_init__(self):
+        self.children = [self.left, self.right]
 
     @property
     def output(self):
@@ -291,9 +281,6 @@ class Join(Plan):
             right = [Attr(a.name, a.dtype, True, a.id, a.qualifier) for a in right]
         return left + right
 
-    def describe(self):
-        return f"Join {self.how} {self.condition!r}"
-
 
 class Union(Plan):
     """UNION ALL of children with the same column count; output named after the first."""
@@ -305,21 +292,6 @@ class Union(Plan):
     @property
     def output(self):
         return self.attrs
-
-
-class Broadcast(Plan):
-    """``functions.broadcast(df)``: a hint that this side is small."""
-
-    def __init__(self, child: Plan):
-        self.child = child
-        self.children = [child]
-
-    @property
-    def output(self):
-        return self.child.output
-
-    def size_estimate(self):
-        return 0.0
 
 
 def unalias(e: Expr) -> Expr:

@@ -140,6 +140,14 @@ class Planner:
         shuffled = mapped.partitionBy(n, identity)
         return Fragment(shuffled, [st.TableSpec(IN, schema)], None, None, split_n=n)
 
+    def exchange_by_keys(self, frag: Fragment, sql: str, keys: list[str]) -> Fragment:
+        """Run ``sql`` over ``frag`` and hash its result by the SQL expressions ``keys`` into
+        the shuffle partitions; without keys, gather it into one partition."""
+        if not keys:
+            return self.exchange(frag, sql, ("single", 0), 1)
+        n = self.shuffle_partitions()
+        return self.exchange(frag, sql, ("hash", keys, n, 0), n)
+
     # -- leaves ---------------------------------------------------------------------------
     def _LocalRelation(self, node: L.LocalRelation) -> Fragment:
         rdd = getattr(node, "_rdd", None)
@@ -239,11 +247,7 @@ class Planner:
             select += [f"{s} AS {n}" for s, n in zip(states, names)]
         group_by = f" GROUP BY {', '.join(str(i + 1) for i in range(len(groups)))}" if groups else ""
         partial = f"SELECT {', '.join(select) or 'count(*) AS __n'} FROM ({child.query()}) AS __t{group_by}"
-        if groups:
-            n = self.shuffle_partitions()
-            shuffled = self.exchange(child, partial, ("hash", g_cols, n, 0), n)
-        else:
-            shuffled = self.exchange(child, partial, ("single", 0), 1)
+        shuffled = self.exchange_by_keys(child, partial, g_cols)
         # reduce side: final merge, then the output expressions over keys and results
         subst = {expr_key(g): c for g, c in zip(groups, g_cols)}
         finals = []
@@ -268,24 +272,15 @@ class Planner:
         key_cols = [quote(a.col) for a in node.keys]
         group_by = f" GROUP BY {', '.join(key_cols)}" if key_cols else ""
         partial = f"SELECT {pick} FROM ({child.query()}) AS __t{group_by}"
-        if key_cols:
-            n = self.shuffle_partitions()
-            shuffled = self.exchange(child, partial, ("hash", key_cols, n, 0), n)
-        else:
-            shuffled = self.exchange(child, partial, ("single", 0), 1)
+        shuffled = self.exchange_by_keys(child, partial, key_cols)
         return shuffled.extend(f"SELECT {pick} FROM {IN}{group_by}", node.output)
 
     # -- windows ---------------------------------------------------------------------------------
     def _Window(self, node: L.Window) -> Fragment:
         child = self.plan(node.child)
         first = strip_alias(node.wexprs[0])
-        partition_by = first.spec.partition_by
-        if partition_by:
-            n = self.shuffle_partitions()
-            keys = [to_sql(p) for p in partition_by]
-            shuffled = self.exchange(child, child.query(), ("hash", keys, n, 0), n)
-        else:
-            shuffled = self.exchange(child, child.query(), ("single", 0), 1)
+        keys = [to_sql(p) for p in first.spec.partition_by]
+        shuffled = self.exchange_by_keys(child, child.query(), keys)
         keep = ", ".join(quote(a.col) for a in node.child.output)
         sql = f"SELECT {keep + ', ' if keep else ''}{select_list(node.wexprs)} FROM {IN}"
         return shuffled.extend(sql, node.output)

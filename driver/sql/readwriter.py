@@ -14,7 +14,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from sluicegate.common import sql_tasks as st
 from sluicegate.common.fileformats import is_splittable
@@ -58,27 +58,56 @@ def _walk(directory: str) -> list[str]:
     return out
 
 
-class DataFrameReader:
-    """``spark.read``."""
+FORMATS = ("text", "csv", "json", "parquet")
 
-    def __init__(self, session: "SparkSession"):
-        self._session = session
+
+def _given(**settings: Any) -> dict[str, Any]:
+    """The keyword arguments a caller gave (PySpark's ``None`` means not given)."""
+    return {k: v for k, v in settings.items() if v is not None}
+
+
+class _FileFormatOptions:
+    """What reading and writing share: the file format and its options, set by chaining."""
+
+    def __init__(self) -> None:
         self._format = "parquet"
         self._options: dict[str, str] = {}
-        self._schema: T.StructType | None = None
 
-    def format(self, source: str) -> "DataFrameReader":
+    def format(self, source: str) -> Self:
+        """The file format: text, csv, json or parquet."""
         self._format = source.lower()
         return self
 
-    def option(self, key: str, value: Any) -> "DataFrameReader":
+    def option(self, key: str, value: Any) -> Self:
+        """One option of the format (a bool is written ``true``/``false``, as Spark does)."""
         self._options[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return self
 
-    def options(self, **options: Any) -> "DataFrameReader":
+    def options(self, **options: Any) -> Self:
+        """Several options at once."""
         for k, v in options.items():
             self.option(k, v)
         return self
+
+    def _apply(self, **settings: Any) -> None:
+        """Calls the setter of each setting given, in order: ``_apply(format=f, mode=m)``."""
+        for name, value in _given(**settings).items():
+            getattr(self, name)(value)
+
+    def _checked_format(self) -> str:
+        if self._format not in FORMATS:
+            raise AnalysisException(f"[DATA_SOURCE_NOT_FOUND] Failed to find the data source: "
+                                    f"{self._format}. SQLSTATE: 42K02")
+        return self._format
+
+
+class DataFrameReader(_FileFormatOptions):
+    """``spark.read``."""
+
+    def __init__(self, session: "SparkSession"):
+        super().__init__()
+        self._session = session
+        self._schema: T.StructType | None = None
 
     def schema(self, schema: T.StructType | str) -> "DataFrameReader":
         self._schema = T.parse_schema(schema) if isinstance(schema, str) else schema
@@ -86,10 +115,7 @@ class DataFrameReader:
 
     def load(self, path: Any = None, format: str | None = None, schema: Any = None,  # noqa: A002
              **options: Any) -> "DataFrame":
-        if format is not None:
-            self.format(format)
-        if schema is not None:
-            self.schema(schema)
+        self._apply(format=format, schema=schema)
         self.options(**options)
         if path is None:
             raise AnalysisException("[UNSUPPORTED_DATASOURCE] load() needs a path")
@@ -105,17 +131,13 @@ class DataFrameReader:
     def csv(self, path: Any, schema: Any = None, sep: str | None = None, header: Any = None,
             inferSchema: Any = None, **kwargs: Any) -> "DataFrame":
         self._format = "csv"
-        if schema is not None:
-            self.schema(schema)
-        for key, value in (("sep", sep), ("header", header), ("inferSchema", inferSchema)):
-            if value is not None:
-                self.option(key, value)
+        self._apply(schema=schema)
+        self.options(**_given(sep=sep, header=header, inferSchema=inferSchema))
         return self._read(path)
 
     def json(self, path: Any, schema: Any = None, **kwargs: Any) -> "DataFrame":
         self._format = "json"
-        if schema is not None:
-            self.schema(schema)
+        self._apply(schema=schema)
         return self._read(path)
 
     def parquet(self, *paths: Any, **options: Any) -> "DataFrame":
@@ -128,10 +150,7 @@ class DataFrameReader:
     # -- planning ------------------------------------------------------------------------------
     def _read(self, path: Any) -> "DataFrame":
         from .dataframe import DataFrame
-        fmt = self._format
-        if fmt not in ("text", "csv", "json", "parquet"):
-            raise AnalysisException(f"[DATA_SOURCE_NOT_FOUND] Failed to find the data source: "
-                                    f"{fmt}. SQLSTATE: 42K02")
+        fmt = self._checked_format()
         files = _files(path)
         schema = self._schema or self._infer(fmt, files)
         attrs = [Attr(f.name, f.dataType, True) for f in schema.fields]
@@ -206,14 +225,13 @@ def _arrow(schema: T.StructType):
     return pa.schema([pa.field(f.name, to_arrow(f.dataType)) for f in schema.fields])
 
 
-class DataFrameWriter:
+class DataFrameWriter(_FileFormatOptions):
     """``df.write``."""
 
     def __init__(self, df: "DataFrame"):
+        super().__init__()
         self._df = df
         self._mode = "errorifexists"
-        self._format = "parquet"
-        self._options: dict[str, str] = {}
         self._partition_by: list[str] = []
 
     def mode(self, saveMode: str | None) -> "DataFrameWriter":
@@ -228,19 +246,6 @@ class DataFrameWriter:
         self._mode = mode
         return self
 
-    def format(self, source: str) -> "DataFrameWriter":
-        self._format = source.lower()
-        return self
-
-    def option(self, key: str, value: Any) -> "DataFrameWriter":
-        self._options[key] = str(value).lower() if isinstance(value, bool) else str(value)
-        return self
-
-    def options(self, **options: Any) -> "DataFrameWriter":
-        for k, v in options.items():
-            self.option(k, v)
-        return self
-
     def partitionBy(self, *cols: str) -> "DataFrameWriter":
         if len(cols) == 1 and isinstance(cols[0], (list, tuple)):
             cols = tuple(cols[0])
@@ -249,10 +254,7 @@ class DataFrameWriter:
 
     def save(self, path: str | None = None, format: str | None = None,  # noqa: A002
              mode: str | None = None, **options: Any) -> None:
-        if format is not None:
-            self.format(format)
-        if mode is not None:
-            self.mode(mode)
+        self._apply(format=format, mode=mode)
         self.options(**options)
         if path is None:
             raise AnalysisException("save() needs a path")
@@ -265,34 +267,23 @@ class DataFrameWriter:
     def csv(self, path: str, mode: str | None = None, sep: str | None = None,
             header: Any = None, **kwargs: Any) -> None:
         self._format = "csv"
-        if mode is not None:
-            self.mode(mode)
-        if sep is not None:
-            self.option("sep", sep)
-        if header is not None:
-            self.option("header", header)
+        self._apply(mode=mode)
+        self.options(**_given(sep=sep, header=header))
         self._write(path)
 
     def json(self, path: str, mode: str | None = None, **kwargs: Any) -> None:
         self._format = "json"
-        if mode is not None:
-            self.mode(mode)
+        self._apply(mode=mode)
         self._write(path)
 
     def parquet(self, path: str, mode: str | None = None, partitionBy: Any = None,
                 compression: str | None = None) -> None:
         self._format = "parquet"
-        if mode is not None:
-            self.mode(mode)
-        if partitionBy is not None:
-            self.partitionBy(partitionBy)
+        self._apply(mode=mode, partitionBy=partitionBy)
         self._write(path)
 
     def _write(self, path: str) -> None:
-        fmt = self._format
-        if fmt not in ("text", "csv", "json", "parquet"):
-            raise AnalysisException(f"[DATA_SOURCE_NOT_FOUND] Failed to find the data source: "
-                                    f"{fmt}. SQLSTATE: 42K02")
+        fmt = self._checked_format()
         target = Path(path.removeprefix("file:")).absolute()
         if target.exists():
             if self._mode == "errorifexists":

@@ -13,17 +13,13 @@ import unicodedata
 from typing import Any
 
 from . import types as T
-from .analyzer import java_double
+from .analyzer import lit_text
 
 
 def cell(value: Any, dtype: T.DataType) -> str:
     """One value as Spark's ``show`` prints it."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return java_double(value, isinstance(dtype, T.FloatType))
+    if value is None or isinstance(value, (bool, float)):
+        return lit_text(value, dtype)  # as in a column name
     if isinstance(value, decimal.Decimal):
         scale = dtype.scale if isinstance(dtype, T.DecimalType) else None
         if scale is not None:

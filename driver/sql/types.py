@@ -25,6 +25,10 @@ __all__ = [
 class DataType:
     """The base of every Spark SQL type."""
 
+    # Spark's names for the type where they are not the class name less "Type", lower-cased
+    _type_name: str | None = None
+    _simple_string: str | None = None  # DDL's name, where it is not typeName()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -39,10 +43,10 @@ class DataType:
 
     @classmethod
     def typeName(cls) -> str:
-        return cls.__name__[:-4].lower()
+        return cls._type_name or cls.__name__[:-4].lower()
 
     def simpleString(self) -> str:
-        return self.typeName()
+        return self._simple_string or self.typeName()
 
     def jsonValue(self) -> Any:
         return self.typeName()
@@ -79,15 +83,7 @@ class FractionalType(NumericType):
 class NullType(DataType):
     """The type of ``None`` literals (Spark prints it as ``void``)."""
 
-    def simpleString(self) -> str:
-        return "void"
-
-    @classmethod
-    def typeName(cls) -> str:
-        return "void"
-
-    def jsonValue(self) -> Any:
-        return "void"
+    _type_name = "void"
 
 
 class StringType(AtomicType):
@@ -111,20 +107,11 @@ class TimestampType(AtomicType):
 
 
 class TimestampNTZType(AtomicType):
-    def simpleString(self) -> str:
-        return "timestamp_ntz"
-
-    @classmethod
-    def typeName(cls) -> str:
-        return "timestamp_ntz"
-
-    def jsonValue(self) -> Any:
-        return "timestamp_ntz"
+    _type_name = "timestamp_ntz"
 
 
 class DayTimeIntervalType(AtomicType):
-    def simpleString(self) -> str:
-        return "interval day to second"
+    _simple_string = "interval day to second"
 
 
 class DecimalType(FractionalType):
@@ -153,23 +140,19 @@ class FloatType(FractionalType):
 
 
 class ByteType(IntegralType):
-    def simpleString(self) -> str:
-        return "tinyint"
+    _simple_string = "tinyint"
 
 
 class ShortType(IntegralType):
-    def simpleString(self) -> str:
-        return "smallint"
+    _simple_string = "smallint"
 
 
 class IntegerType(IntegralType):
-    def simpleString(self) -> str:
-        return "int"
+    _simple_string = "int"
 
 
 class LongType(IntegralType):
-    def simpleString(self) -> str:
-        return "bigint"
+    _simple_string = "bigint"
 
 
 class ArrayType(DataType):

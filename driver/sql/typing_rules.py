@@ -8,6 +8,8 @@ names a type in DuckDB's SQL, which the per-partition engine runs.
 """
 from __future__ import annotations
 
+from typing import Callable, Iterable
+
 from . import types as T
 
 _NUMERIC_ORDER = [T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.DecimalType, T.FloatType,
@@ -72,6 +74,20 @@ def common_type(a: T.DataType, b: T.DataType) -> T.DataType | None:
 
 
 # -- Arrow ------------------------------------------------------------------------------------
+
+def common_type_of(types: Iterable[T.DataType],
+                   mismatch: Callable[[T.DataType, T.DataType], Exception]) -> T.DataType:
+    """The type all of ``types`` widen to (CASE values, UNION columns, ``in`` lists); when
+    two do not, ``mismatch(the type so far, the next type)`` is raised."""
+    found = iter(types)
+    t = next(found)
+    for other in found:
+        widened = common_type(t, other)
+        if widened is None:
+            raise mismatch(t, other)
+        t = widened
+    return t
+
 
 def to_arrow(t: T.DataType):
     import pyarrow as pa

@@ -10,10 +10,11 @@ one.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from urllib.parse import parse_qs, urlsplit
+
+from sluicegate.common.auth import bearer_matches
 
 PATH = re.compile(r"^/api/v1/jobs/([A-Za-z0-9_.-]+)/rebalance$")
 
@@ -46,12 +47,7 @@ def answer(service, raw_path: str, headers, body: bytes) -> tuple[int, bytes]:
 
 
 def _authorized(service, headers) -> bool:
-    secret = getattr(service.transport, "secret", None)
-    given = headers.get("Authorization") or ""
-    if not secret or not given.startswith("Bearer "):
-        return False
-    expected = secret if isinstance(secret, bytes) else str(secret).encode()
-    return hmac.compare_digest(given[len("Bearer "):].strip().encode(), expected.strip())
+    return bearer_matches(headers.get("Authorization"), getattr(service.transport, "secret", None))
 
 
 def _reply(status: int, ok: bool, message: str) -> tuple[int, bytes]:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import getpass
 import time
-from typing import Callable
+from functools import partial
+from typing import Any, Callable
 
 SPARK_COMPATIBLE_VERSION = "4.3.0"
 
@@ -50,6 +51,18 @@ class SparkRestApi:
     def app_id(self) -> str:
         return self.source.app_id
 
+    def _newest_first(self, table: str, present: Callable[[Any], dict]) -> list[dict]:
+        """Every record of the store's ``table`` (jobs, batches: oldest first there),
+        newest first, each as ``present`` shows it."""
+        with self.store._lock:
+            return [present(record) for record in reversed(getattr(self.store, table).values())]
+
+    def _one(self, table: str, key, present: Callable[[Any], dict]) -> dict | None:
+        """The record ``key`` of the store's ``table`` as ``present`` shows it, or None."""
+        with self.store._lock:
+            record = getattr(self.store, table).get(key)
+            return None if record is None else present(record)
+
     # -- application -------------------------------------------------------------------
     def applications(self) -> list[dict]:
         return [self.application()]
@@ -70,13 +83,10 @@ class SparkRestApi:
 
     # -- jobs and stages -------------------------------------------------------------------
     def jobs(self) -> list[dict]:
-        with self.store._lock:
-            return [self._job(j) for j in reversed(self.store.jobs.values())]
+        return self._newest_first("jobs", self._job)
 
     def job(self, job_id: int) -> dict | None:
-        with self.store._lock:
-            job = self.store.jobs.get(job_id)
-            return None if job is None else self._job(job)
+        return self._one("jobs", job_id, self._job)
 
     def _job(self, job) -> dict:
         stages = [s for (sid, _), s in self.store.stages.items() if sid in job.stage_ids]
@@ -110,9 +120,7 @@ class SparkRestApi:
             return found or None
 
     def stage_attempt(self, stage_id: int, attempt: int) -> dict | None:
-        with self.store._lock:
-            stage = self.store.stages.get((stage_id, attempt))
-            return None if stage is None else self._stage(stage, with_tasks=True)
+        return self._one("stages", (stage_id, attempt), partial(self._stage, with_tasks=True))
 
     def _stage(self, stage, with_tasks: bool = False) -> dict:
         jobs = [self.store.jobs[j] for j in stage.job_ids if j in self.store.jobs]
@@ -249,13 +257,10 @@ class SparkRestApi:
         return next((r for r in self.receivers() if r["streamId"] == stream_id), None)
 
     def batches(self) -> list[dict]:
-        with self.store._lock:
-            return [self._batch(b) for b in reversed(self.store.batches.values())]
+        return self._newest_first("batches", self._batch)
 
     def batch(self, batch_id: int) -> dict | None:
-        with self.store._lock:
-            batch = self.store.batches.get(batch_id)
-            return None if batch is None else self._batch(batch)
+        return self._one("batches", batch_id, self._batch)
 
     def _batch(self, b) -> dict:
         outputs = list(b.outputs.values())

@@ -13,12 +13,11 @@ query reads the application's data.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from urllib.parse import parse_qs, urlsplit
 
-from sluicegate.common.auth import is_loopback
+from sluicegate.common.auth import bearer_matches, is_loopback
 
 log = logging.getLogger("sluicegate.status")
 
@@ -76,11 +75,7 @@ def _allowed(source, headers, client_host: str) -> bool:
     if is_loopback(client_host):
         return True
     secret = getattr(getattr(source.runtime, "transport", None), "secret", None)
-    given = (headers.get("Authorization") or "")
-    if not secret or not given.startswith("Bearer "):
-        return False
-    expected = secret if isinstance(secret, bytes) else str(secret).encode()
-    return hmac.compare_digest(given[len("Bearer "):].strip().encode(), expected.strip())
+    return bearer_matches(headers.get("Authorization"), secret)
 
 
 def _error(status: int, kind: str, message: str) -> tuple[int, bytes]:

@@ -104,18 +104,12 @@ class BlockStore:
 
     def get_bytes(self, block_id: str) -> bytes | None:
         """The block serialized (a cached list is serialized on demand)."""
-        with self._lock:
-            entry = self._entries.get(block_id)
-            if entry is None:
-                return None
-            self._entries.move_to_end(block_id)
-            if entry.data is not None:
-                return entry.data
-            if entry.records is not None:
-                records = entry.records
-            else:
-                path = entry.path
-                records = None
+        held = self._held(block_id)
+        if held is None:
+            return None
+        data, records, path = held
+        if data is not None:
+            return data
         if records is not None:
             return dump_records(records)
         try:
@@ -127,14 +121,12 @@ class BlockStore:
         """Random access to a serialized block without loading it whole (a
         spilled block is read from its file); None if there is no such block.
         Close it after use."""
-        with self._lock:
-            entry = self._entries.get(block_id)
-            if entry is None:
-                return None
-            self._entries.move_to_end(block_id)
-            data, path = entry.data, entry.path
-            if data is None and path is None:  # a live cached list
-                data = dump_records(entry.records)
+        held = self._held(block_id)
+        if held is None:
+            return None
+        data, records, path = held
+        if records is not None:  # a live cached list
+            data = dump_records(records)
         if data is not None:
             return BlockReader(memoryview(data), None)
         try:
@@ -196,13 +188,11 @@ class BlockStore:
             self._disk += len(data)
 
     def get_records(self, block_id: str) -> list | None:
-        with self._lock:
-            entry = self._entries.get(block_id)
-            if entry is None:
-                return None
-            self._entries.move_to_end(block_id)
-            if entry.records is not None:
-                return entry.records
+        held = self._held(block_id)
+        if held is None:
+            return None
+        if held[1] is not None:  # the list itself
+            return held[1]
         data = self.get_bytes(block_id)
         return None if data is None else load_records(data)
 
@@ -225,6 +215,17 @@ class BlockStore:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     # -- internals --------------------------------------------------------------------
+    def _held(self, block_id: str) -> tuple[bytes | None, list | None, Path | None] | None:
+        """How the block is held now -- ``(data, records, path)``, one of them set --
+        read under the lock, for the caller to use outside it; the block is now the
+        most recently used. None if there is no such block."""
+        with self._lock:
+            entry = self._entries.get(block_id)
+            if entry is None:
+                return None
+            self._entries.move_to_end(block_id)
+            return entry.data, entry.records, entry.path
+
     def _remove_locked(self, block_id: str) -> None:
         entry = self._entries.pop(block_id, None)
         if entry is None:

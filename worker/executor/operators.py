@@ -180,14 +180,7 @@ class Pipeline:
         records: Iterator = source
         if type(source) not in _SELF_REPORTING:
             records = chain(source, _SourceEnd(self))
-        for what, fn in self.ops:
-            if what == "map":
-                records = map(fn, records)
-            elif what == "filter":
-                records = filter(fn, records)
-            else:
-                records = chain.from_iterable(map(fn, records))
-        return records
+        return _fused(self.ops, records)
 
     def verify(self) -> None:
         """Called when the output was read to its end."""
@@ -218,17 +211,21 @@ class Pipeline:
             None, f"{culprit}, which would have ended the partition early"))
 
     def _replay(self, record: Any) -> None:
-        records: Iterator = iter((record,))
-        for what, fn in self.ops:
-            checked = _Checked(what, fn)
-            if what == "map":
-                records = map(checked, records)
-            elif what == "filter":
-                records = filter(checked, records)
-            else:
-                records = chain.from_iterable(map(checked, records))
-        for _ in records:
+        checked = [(what, _Checked(what, fn)) for what, fn in self.ops]
+        for _ in _fused(checked, iter((record,))):
             pass
+
+
+def _fused(ops: list[tuple[str, Callable]], records: Iterator) -> Iterator:
+    """``records`` through each of ``ops`` (map, filter or flatMap) in turn, lazily."""
+    for what, fn in ops:
+        if what == "map":
+            records = map(fn, records)
+        elif what == "filter":
+            records = filter(fn, records)
+        else:
+            records = chain.from_iterable(map(fn, records))
+    return records
 
 
 class _SourceEnd:

@@ -31,15 +31,13 @@ import threading
 import time
 from pathlib import Path
 
-import zmq
-
 from sluicegate.common import broadcast
 from sluicegate.common.constants import (
     EXECUTOR_REGISTRATION_TIMEOUT_S, FETCH_TIMEOUT_S, HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S)
-from sluicegate.common.protocol import ProtocolError
+from sluicegate.common.dealer_link import DealerLink
 from sluicegate.common.protocol.executor import (
     FAIL_ERROR, FAIL_KILLED, DriverBlock, FetchDriverBlock, LaunchTask, TaskFailed)
-from sluicegate.common.transport import Transport, advertised_host, recv, send
+from sluicegate.common.transport import Transport, advertised_host
 
 from ..block_store import BlockMissing, BlockStore
 from ..shuffle.fetcher import PeerFetcher
@@ -91,11 +89,12 @@ class ExecutorProcess:
         link.start()
         self._heartbeat = HeartbeatLink(self)
         self._heartbeat.start()
-        task_sock = self.transport.connect(
-            zmq.DEALER, self.driver_endpoint, f"{self.executor_id}/task".encode())
+        task_link = DealerLink(self.transport, self.driver_endpoint,
+                               f"{self.executor_id}/task".encode(), peer="the driver", logger=log)
+        task_link.open()
         fetcher = PeerFetcher(self.transport, self.fetch_timeout_s,
                               link.state.lost_executors.__contains__)
-        block_reader = _DriverBlockReader(self.store, task_sock, self.heartbeat_timeout_s)
+        block_reader = _DriverBlockReader(self.store, task_link, self.heartbeat_timeout_s)
         broadcast.install_block_reader(block_reader.read)
         runner = TaskRunner(self.executor_id, self.functions, self.store, fetcher, block_reader.read)
         deadline = time.monotonic() + self.registration_timeout_s
@@ -105,19 +104,19 @@ class ExecutorProcess:
                     f"driver {self.driver_endpoint} did not accept registration within "
                     f"{self.registration_timeout_s:.0f}s (wrong secret or protocol version?)")
                 log.error("executor %s: %s", self.executor_id, reason)
-                self._close(link, task_sock, fetcher)
+                self._close(link, task_link, fetcher)
                 return 1
         block_reader.timeout_s = self.heartbeat_timeout_s
-        user_files = UserFiles(self._work_dir / "userFiles", task_sock, self.heartbeat_timeout_s)
+        user_files = UserFiles(self._work_dir / "userFiles", task_link, self.heartbeat_timeout_s)
         try:
             while not self.stopping.is_set():
                 try:
                     task = self.tasks.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                send(task_sock, self._run_task(task, runner, user_files))
+                task_link.send(self._run_task(task, runner, user_files))
         finally:
-            self._close(link, task_sock, fetcher)
+            self._close(link, task_link, fetcher)
         log.info("executor %s stopped: %s", self.executor_id, self.stop_reason)
         return 0
 
@@ -170,12 +169,12 @@ class ExecutorProcess:
             if self._heartbeat is not None:
                 self._heartbeat.wake()  # it waits a whole heartbeat interval otherwise
 
-    def _close(self, link: DriverLink, task_sock: zmq.Socket, fetcher: PeerFetcher) -> None:
+    def _close(self, link: DriverLink, task_link: DealerLink, fetcher: PeerFetcher) -> None:
         self.stop(self.stop_reason or "closing")
         link.join(timeout=2.0)
         self._heartbeat.join(timeout=2.0)
         fetcher.close()
-        task_sock.close(linger=500)  # let the last reply leave
+        task_link.close(linger_ms=500)  # let the last reply leave
         self.store.clear()
         self.transport.close()
         self._remove_work_dir()
@@ -194,9 +193,9 @@ class ExecutorProcess:
 class _DriverBlockReader:
     """A block from the local store, else asked of the driver and kept."""
 
-    def __init__(self, store: BlockStore, sock: zmq.Socket, timeout_s: float):
+    def __init__(self, store: BlockStore, link: DealerLink, timeout_s: float):
         self.store = store
-        self.sock = sock
+        self.link = link
         self.timeout_s = timeout_s
         self._request_ids = iter(range(1, 1 << 62))
 
@@ -204,21 +203,13 @@ class _DriverBlockReader:
         data = self.store.get_bytes(block_id)
         if data is not None:
             return data
-        request_id = next(self._request_ids)
-        send(self.sock, FetchDriverBlock(request_id, block_id))
-        deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            if not self.sock.poll(100, zmq.POLLIN):
-                continue
-            try:
-                _, reply = recv(self.sock)
-            except ProtocolError as exc:
-                log.warning("garbage from the driver: %s", exc)
-                continue
-            if isinstance(reply, DriverBlock) and reply.request_id == request_id:
-                if not reply.found:
-                    raise BlockMissing(block_id, "is on neither this executor nor the driver")
-                data = bytes(reply.payload[0])
-                self.store.put_bytes(block_id, data)
-                return data
-        raise BlockMissing(block_id, f"did not come from the driver within {self.timeout_s:.0f}s")
+        reply = self.link.ask(FetchDriverBlock(next(self._request_ids), block_id), DriverBlock,
+                              self.timeout_s)
+        if reply is None:
+            raise BlockMissing(block_id,
+                               f"did not come from the driver within {self.timeout_s:.0f}s")
+        if not reply.found:
+            raise BlockMissing(block_id, "is on neither this executor nor the driver")
+        data = bytes(reply.payload[0])
+        self.store.put_bytes(block_id, data)
+        return data

@@ -13,20 +13,13 @@ from __future__ import annotations
 
 import importlib
 import itertools
-import logging
 import os
 import sys
-import time
 from pathlib import Path
 
-import zmq
-
 from sluicegate.common import spark_files as sf
-from sluicegate.common.protocol import ProtocolError
+from sluicegate.common.dealer_link import DealerLink
 from sluicegate.common.protocol.executor import FetchFileChunk, FetchFiles, FileChunk, FileList
-from sluicegate.common.transport import recv, send
-
-log = logging.getLogger("sluicegate.worker.executor")
 
 CHUNK_BYTES = 4 << 20
 
@@ -36,9 +29,9 @@ class FileFetchError(Exception):
 
 
 class UserFiles:
-    def __init__(self, root: Path, sock: zmq.Socket, timeout_s: float):
+    def __init__(self, root: Path, link: DealerLink, timeout_s: float):
         self.root = root
-        self.sock = sock
+        self.link = link
         self.timeout_s = timeout_s
         self.epoch = 0
         self.installed: set[str] = set()
@@ -100,21 +93,11 @@ class UserFiles:
                 pass
 
     def _ask(self, request, reply_type: type):
-        send(self.sock, request)
-        deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            if not self.sock.poll(100, zmq.POLLIN):
-                continue
-            try:
-                _, reply = recv(self.sock)
-            except ProtocolError as exc:
-                log.warning("garbage from the driver: %s", exc)
-                continue
-            if isinstance(reply, reply_type) and reply.request_id == request.request_id:
-                return reply
-            # else: the reply to an abandoned request (a block, an earlier chunk)
-        raise FileFetchError(f"the driver did not answer {type(request).__name__} within "
-                             f"{self.timeout_s:.0f}s")
+        reply = self.link.ask(request, reply_type, self.timeout_s)
+        if reply is None:
+            raise FileFetchError(f"the driver did not answer {type(request).__name__} within "
+                                 f"{self.timeout_s:.0f}s")
+        return reply
 
 
 def _checked_entry(entry) -> tuple[str, str, int, bool]:

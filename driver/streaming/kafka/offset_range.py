@@ -10,9 +10,42 @@ partition's lag, as Spark's ``maxMessagesPerPartition`` does.
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 
 
-class OffsetRange:
+class _SlotRecord:
+    """Values in ``__slots__``, pickled as the tuple of them in slot order (streaming
+    checkpoints hold these: the tuple is their stored form)."""
+
+    __slots__ = ()
+
+    def _key(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __getstate__(self):
+        return self._key()
+
+    def __setstate__(self, state):
+        for name, value in zip(self.__slots__, state):
+            setattr(self, name, value)
+
+
+class _SlotValue(_SlotRecord):
+    """A ``_SlotRecord`` equal to another of its class with the same values."""
+
+    __slots__ = ()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, type(self)) and self._key() == other._key()
+
+    def __ne__(self, other) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+class OffsetRange(_SlotValue):
     """A range of offsets ``[fromOffset, untilOffset)`` of one Kafka topic-partition."""
 
     __slots__ = ("topic", "partition", "fromOffset", "untilOffset")
@@ -30,24 +63,6 @@ class OffsetRange:
     def topicAndPartition(self) -> "TopicAndPartition":
         return TopicAndPartition(self.topic, self.partition)
 
-    def _key(self) -> tuple:
-        return self.topic, self.partition, self.fromOffset, self.untilOffset
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, OffsetRange) and self._key() == other._key()
-
-    def __ne__(self, other) -> bool:
-        return not self.__eq__(other)
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __getstate__(self):
-        return self._key()
-
-    def __setstate__(self, state):
-        self.topic, self.partition, self.fromOffset, self.untilOffset = state
-
     def __str__(self) -> str:
         return (f"OffsetRange(topic: {self.topic}, partition: {self.partition}, range: "
                 f"[{self.fromOffset} -> {self.untilOffset}]")
@@ -55,8 +70,9 @@ class OffsetRange:
     __repr__ = __str__
 
 
-class TopicAndPartition:
-    """A Kafka topic and one of its partitions (a key of ``fromOffsets``)."""
+class TopicAndPartition(_SlotValue):
+    """A Kafka topic and one of its partitions (a key of ``fromOffsets``). As in
+    PySpark, the values are kept as ``_topic`` and ``_partition``."""
 
     __slots__ = ("_topic", "_partition")
 
@@ -64,37 +80,17 @@ class TopicAndPartition:
         self._topic = topic
         self._partition = int(partition)
 
-    @property
-    def topic(self) -> str:
-        return self._topic
-
-    @property
-    def partition(self) -> int:
-        return self._partition
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, TopicAndPartition) and \
-            (self._topic, self._partition) == (other._topic, other._partition)
-
-    def __ne__(self, other) -> bool:
-        return not self.__eq__(other)
-
-    def __hash__(self) -> int:
-        return hash((self._topic, self._partition))
-
-    def __getstate__(self):
-        return self._topic, self._partition
-
-    def __setstate__(self, state):
-        self._topic, self._partition = state
+    topic = property(attrgetter("_topic"), doc="The topic's name.")
+    partition = property(attrgetter("_partition"), doc="The partition's number.")
 
     def __repr__(self) -> str:
         return f"TopicAndPartition({self._topic!r}, {self._partition})"
 
 
-class Broker:
+class Broker(_SlotRecord):
     """A Kafka broker's host and port (``createRDD``'s ``leaders``). The client finds
-    partition leaders itself, so leaders only add bootstrap brokers."""
+    partition leaders itself, so leaders only add bootstrap brokers. Compared by
+    identity, as PySpark's."""
 
     __slots__ = ("_host", "_port")
 
@@ -102,19 +98,8 @@ class Broker:
         self._host = host
         self._port = int(port)
 
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    def __getstate__(self):
-        return self._host, self._port
-
-    def __setstate__(self, state):
-        self._host, self._port = state
+    host = property(attrgetter("_host"), doc="The broker's host name or address.")
+    port = property(attrgetter("_port"), doc="The broker's port.")
 
     def __repr__(self) -> str:
         return f"Broker({self._host!r}, {self._port})"

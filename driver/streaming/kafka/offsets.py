@@ -75,28 +75,26 @@ class BrokerOffsets:
             self._consumer = self._prober = None
 
     # -- metadata ------------------------------------------------------------------------
-    def topics(self, topic: str | None = None) -> dict[str, int]:
-        """Topic name -> partition count, of every topic (or of ``topic``); topics the
-        broker reports an error for are left out."""
+    def _metadata(self, topic: str | None):
+        """The brokers' cluster metadata (of every topic, or of ``topic``)."""
         ck = client()
         try:
-            metadata = self.consumer().list_topics(topic, timeout=self.timeout_s)
+            return self.consumer().list_topics(topic, timeout=self.timeout_s)
         except ck.KafkaException as exc:
             raise KafkaUnavailable(f"no metadata from the brokers "
                                    f"{self.config.get('bootstrap.servers')} within "
                                    f"{self.timeout_s:g}s: {exc}") from None
+
+    def topics(self, topic: str | None = None) -> dict[str, int]:
+        """Topic name -> partition count, of every topic (or of ``topic``); topics the
+        broker reports an error for are left out."""
+        metadata = self._metadata(topic)
         return {name: len(t.partitions) for name, t in metadata.topics.items()
                 if t.error is None and t.partitions and not name.startswith("__")}
 
     def topic_error(self, topic: str) -> str | None:
         """Why ``topic`` cannot be read (it does not exist, no access), or None."""
-        ck = client()
-        try:
-            metadata = self.consumer().list_topics(topic, timeout=self.timeout_s)
-        except ck.KafkaException as exc:
-            raise KafkaUnavailable(f"no metadata from the brokers "
-                                   f"{self.config.get('bootstrap.servers')} within "
-                                   f"{self.timeout_s:g}s: {exc}") from None
+        metadata = self._metadata(topic)
         found = metadata.topics.get(topic)
         if found is None:
             return "the broker does not know it"
