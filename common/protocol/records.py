@@ -42,6 +42,7 @@ class WireRecord:
     _wire_fields: ClassVar[tuple[str, ...]]
     _wire_checks: ClassVar[tuple[Callable[[Any, list], Any], ...]]
     _has_payload: ClassVar[bool]
+    _record_fields: ClassVar[tuple[str, ...]]
 
 
 def wire_record(code: int):
@@ -60,6 +61,9 @@ def wire_record(code: int):
         cls._wire_fields = names
         cls._wire_checks = tuple(_checker_for(hints[n], f"{cls.__name__}.{n}") for n in names)
         cls._has_payload = "payload" in {f.name for f in dataclasses.fields(cls)}
+        # Most messages (results, heartbeats) nest no records: encoding them skips the
+        # search for nested records, which is the bulk of encoding a small message.
+        cls._record_fields = tuple(n for n in names if _may_hold_records(hints[n]))
         _BY_CODE[code] = cls
         return cls
 
@@ -74,8 +78,20 @@ def _holds_records(values: list | tuple) -> bool:
     return any(issubclass(kind, WireRecord) for kind in set(map(type, values)))
 
 
+def _may_hold_records(hint: Any) -> bool:
+    """Whether a field of this type can carry a nested record."""
+    if hint is Any or hint in (list, tuple):
+        return True
+    if isinstance(hint, type):
+        return issubclass(hint, WireRecord)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType, list, tuple):
+        return any(a is not Ellipsis and _may_hold_records(a) for a in typing.get_args(hint))
+    return False
+
+
 def _child_records(record: WireRecord):
-    for name in record._wire_fields:
+    for name in record._record_fields:
         value = getattr(record, name)
         if isinstance(value, WireRecord):
             yield value
@@ -95,6 +111,8 @@ def _field_to_wire(value: Any, index_of: dict[int, int]) -> Any:
 
 def _flatten(message: WireRecord) -> tuple[list, list]:
     """The message's fields and its nested records' table (children first)."""
+    if not message._record_fields:
+        return [getattr(message, n) for n in message._wire_fields], []
     table: list = []
     index_of: dict[int, int] = {}
     stack = [(child, False) for child in _child_records(message)]
