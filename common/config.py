@@ -39,6 +39,10 @@ BLOCK_MEMORY_LIMIT = "spark.sluicegate.blocks.memoryLimit"
 FETCH_TIMEOUT = "spark.sluicegate.shuffle.fetchTimeout"
 REDUCER_MAX_SIZE_IN_FLIGHT = "spark.reducer.maxSizeInFlight"
 PYTHON_WORKER_MEMORY = "spark.python.worker.memory"
+# How long a killed task may take to stop before it is interrupted (without
+# interruptOnCancel), and again before its executor is replaced; in seconds in
+# ExecutorRegistered.conf.
+TASK_KILL_TIMEOUT = "spark.python.task.killTimeout"
 # Keys the driver hands each executor when it registers (ExecutorRegistered.conf).
 EXECUTOR_KEYS = (REDUCER_MAX_SIZE_IN_FLIGHT, PYTHON_WORKER_MEMORY)
 WORK_DIR = "spark.sluicegate.workDir"
@@ -147,6 +151,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
             "shuffle bytes a reduce task has requested from peers and not yet merged"),
     Setting(PYTHON_WORKER_MEMORY, "512m", parse_size_bytes,
             "memory a task's shuffle aggregation may use before spilling it to disk"),
+    Setting(TASK_KILL_TIMEOUT, f"{constants.TASK_KILL_TIMEOUT_S:g}s", _duration("ms"),
+            "a killed task's time to stop before it is interrupted (then: its executor goes)"),
     Setting(UI_ENABLED, True, parse_bool, "serve the status pages, REST API and /metrics"),
     Setting(UI_PORT, 4040, int, "status page port (the next free one if taken; 0: any)"),
     Setting(UI_BIND_ADDRESS, "127.0.0.1", str, "status page address (beyond loopback needs a secret)"),

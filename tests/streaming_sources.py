@@ -85,6 +85,32 @@ class NumberReceiver(Receiver):
         self.done.set()
 
 
+class CountingReceiver(Receiver):
+    """Stores 0, 1, 2, ... one record at a time until stopped, pausing ``pause_s``
+    after each (0: a loop as tight as Python allows, no maxRate); ``stored`` counts
+    the stores that returned."""
+
+    def __init__(self, pause_s: float = 0.0):
+        super().__init__()
+        self.pause_s = pause_s
+        self.stored = 0
+
+    def onStart(self):
+        threading.Thread(target=self._run, name="test-counting-receiver", daemon=True).start()
+
+    def _run(self):
+        i = self.stored
+        while not self.isStopped():
+            try:
+                self.store(i)
+            except Exception:  # noqa: BLE001 - refused after the stop
+                return
+            i += 1
+            self.stored = i
+            if self.pause_s:
+                time.sleep(self.pause_s)
+
+
 class EndlessReceiver(Receiver):
     """Stores 0, 1, 2, ... one at a time until stopped; ``stored`` counts the
     stores that returned (a store refused after the stop ends the loop)."""

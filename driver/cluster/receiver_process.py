@@ -50,7 +50,9 @@ log = logging.getLogger("sluicegate.receiver.process")
 
 ACK_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 60.0
-POLL_S = 0.005
+# What the receiver's threads post wakes the link at once (and the driver's messages
+# wake its poll): this only paces the check that the driver is still there.
+POLL_S = 0.1
 
 _EVENTS = {StreamingListenerReceiverStarted: "started", StreamingListenerReceiverError: "error",
            StreamingListenerReceiverStopped: "stopped"}

@@ -43,9 +43,6 @@ from .loop_events import (
 
 log = logging.getLogger("sluicegate.driver")
 
-# Spark's key: how long a killed task may take to stop before it is interrupted
-# (without interruptOnCancel), and again before its executor is replaced.
-KILL_TIMEOUT = "spark.python.task.killTimeout"
 # Frames in these directories are sluicegate's own (a call site is the user's frame).
 _OWN_CODE = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
              os.path.dirname(os.path.abspath(sluicegate.common.__file__)) + os.sep)
@@ -89,7 +86,7 @@ class DriverRuntime:
             heartbeat_timeout_s=cfg.get_setting(conf, cfg.HEARTBEAT_TIMEOUT),
             executor_conf={**{k: cfg.get_setting(conf, k) for k in cfg.EXECUTOR_KEYS if k in conf},
                            **storage.storage_conf(conf),  # file system options (credentials)
-                           KILL_TIMEOUT: cfg.parse_duration_s(conf.get(KILL_TIMEOUT, "2s"), "ms")})
+                           cfg.TASK_KILL_TIMEOUT: cfg.get_setting(conf, cfg.TASK_KILL_TIMEOUT)})
         host = conf.get(cfg.DRIVER_BIND_ADDRESS, "127.0.0.1")
         port = int(conf.get(cfg.DRIVER_PORT, 0))
         self.app_dir = Path(tempfile.mkdtemp(prefix="sluicegate-app-"))

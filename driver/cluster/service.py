@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 
 from sluicegate.common.config import parse_size_bytes
+from sluicegate.common.constants import (
+    ADOPTION_GRACE_S, APP_SILENCE_S, WORKER_HEARTBEAT_INTERVAL_S, WORKER_HEARTBEAT_TIMEOUT_S)
 from sluicegate.common.protocol.cluster import (
     ApplicationRegistered, ApplicationStatus, ClusterStatus, ClusterStatusRequest,
     CommandResult, ExecutorRemoved, JobStatusPages, KillExecutor, KillJob, LaunchExecutor,
@@ -57,8 +59,6 @@ OUTPUT_POLL_S = 0.05            # how often the job's output files are read for 
 DEFAULT_JOB_OUTPUT_BYTES = 64 << 20   # per stream; kept in OUTPUT_SEGMENTS files
 KEEP_FINISHED_JOBS = 200
 MAX_EXECUTOR_FAILURES = 20
-APP_SILENCE_S = 15.0      # a job's driver registers every 3 s; silent this long, it is gone
-ADOPTION_GRACE_S = 5.0    # after adopting a job, time for workers to report its executors
 EXECUTOR_COUNTER_FILE = "executor-counter"
 MAX_UI_URL = 512
 
@@ -72,8 +72,10 @@ class ClusterService(WorkerRoster, JobIntake, LogRequests, ElasticJobs, SqlRelay
     log = log
 
     def __init__(self, transport: Transport, host: str, port: int, work_dir: Path,
-                 advertise_host: str, heartbeat_interval_s: float = 1.0,
-                 heartbeat_timeout_s: float = 10.0, executor_memory: str = "512m",
+                 advertise_host: str,
+                 heartbeat_interval_s: float = WORKER_HEARTBEAT_INTERVAL_S,
+                 heartbeat_timeout_s: float = WORKER_HEARTBEAT_TIMEOUT_S,
+                 executor_memory: str = "512m",
                  job_output_bytes: int = DEFAULT_JOB_OUTPUT_BYTES, keep_jobs: bool = False,
                  worker_retention_s: float = DEFAULT_WORKER_RETENTION_S):
         """``job_output_bytes``: how much of each output stream of a job its directory keeps.

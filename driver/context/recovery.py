@@ -131,9 +131,7 @@ class Recovery:
         ssc = cls(sc, checkpoint.batch_ms / 1000.0, clock=clock)
         ssc._fingerprint = stamp
         ssc._scheduler.graph = checkpoint.graph
-        streams = {id(s): s for s in ssc._graph.all_streams() + ssc._graph.inputs}.values()
-        for stream in streams:
-            stream._attach(ssc)
+        streams = ssc._attach_streams()
         # A new application directory for this run's state, as Spark's recovered context
         # (the SparkContext's current one may hold what an earlier run left behind).
         ssc.checkpoint(directory)
@@ -173,12 +171,18 @@ class Recovery:
                         f"{exc}") from None
             else:
                 new_stream._checkpointed = dict(old_stream._checkpointed)
-        streams = {id(s): s for s in self._graph.all_streams() + self._graph.inputs}.values()
-        for stream in streams:
-            stream._attach(self)
+        streams = self._attach_streams()
         self.checkpoint(directory)  # a new application directory, as a recovery makes
         self._fingerprint = stamp
         self._resume_from(checkpoint, directory, streams)
+
+    def _attach_streams(self) -> list["DStream"]:
+        """Attach every stream of the graph (a checkpointed or taken-over one) to this
+        context; return them."""
+        streams = list({id(s): s for s in self._graph.all_streams() + self._graph.inputs}.values())
+        for stream in streams:
+            stream._attach(self)
+        return streams
 
     def _resume_from(self, checkpoint: "metadata.StreamingCheckpoint", directory: str,
                      streams: Iterable["DStream"]) -> None:

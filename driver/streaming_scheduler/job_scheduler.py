@@ -218,13 +218,11 @@ class JobScheduler:
                     if stream._must_checkpoint:
                         _checkpoint_newest(stream)
                         stale.extend(stream._note_checkpoints())
-                ticket = self._checkpoint(self.last_generated_ms, stale)
+                self._checkpoint(self.last_generated_ms, stale)
         except Exception:  # noqa: BLE001 - stopping must go on; recovery recomputes instead
             log.exception("graceful stop: could not checkpoint the newest state")
             return
-        if ticket is not None:
-            ticket.wait()
-        self.writer.wait_idle()
+        self.writer.wait_idle()  # the record and the deletions it allows are done
         log.info("graceful stop: the newest state of every stateful stream is checkpointed")
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from operator import add
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from waiting import wait_until
 import zmq
 
 from conftest import executor_processes, wait_for_no_executors
+from executor_kills import BusyExecutorKiller
 from sluicegate.common.protocol import MAGIC, PROTOCOL_VERSION
 from sluicegate.common.protocol import executor as ex
 from sluicegate.common.protocol import plan as p
@@ -58,14 +59,6 @@ def run_in_thread(fn, timeout_s: float = JOB_TIMEOUT_S):
     thread.join(timeout_s)
     return not thread.is_alive(), box.get("result"), box.get("error")
 
-
-def markers_by_pid(directory: Path) -> dict[int, list[int]]:
-    """Marker files ``<pid>-<partition>`` written by tasks when they start."""
-    found: dict[int, list[int]] = defaultdict(list)
-    for path in directory.iterdir():
-        pid, partition = path.name.split("-")
-        found[int(pid)].append(int(partition))
-    return found
 
 
 # -- scale ------------------------------------------------------------------------------------
@@ -227,36 +220,14 @@ def test_an_executor_killed_mid_job_does_not_change_the_answer(sc, tmp_path):
 
     n = 60_000
     rdd = sc.parallelize(range(n), 12).mapPartitionsWithIndex(slow_pairs).reduceByKey(add, 4)
-    killed: dict = {}
-
-    def kill_a_busy_executor():
-        # An executor that started its second map task: its first output is lost with it.
-        def busy_pid():
-            return next((pid for pid, parts in markers_by_pid(markers).items() if len(parts) >= 2),
-                        None)
-
-        pid = wait_until(busy_pid, 60, "an executor to start its second task", 0.005)
-        victim = next(proc for proc in executor_processes() if proc.pid == pid)
-        killed["partitions"] = list(markers_by_pid(markers)[pid])
-        killed["pid"] = pid
-        victim.kill()
-
-    killer = threading.Thread(target=kill_a_busy_executor, daemon=True)
-    killer.start()
+    killer = BusyExecutorKiller(markers)
     finished, result, error = run_in_thread(rdd.collect)
-    killer.join(5)
     assert finished, "the job hung after an executor was killed"
     assert error is None, f"the job failed: {error}"
     expected = {k: sum(range(k, n, 100)) for k in range(100)}
     assert dict(result) == expected
-    assert "pid" in killed, "the executor was not killed mid-job"
-    assert not psutil.pid_exists(killed["pid"]) or \
-        psutil.Process(killed["pid"]).status() == psutil.STATUS_ZOMBIE
-    # What the killed executor had computed was computed again elsewhere.
-    reran = markers_by_pid(markers)
-    for partition in killed["partitions"]:
-        assert any(partition in parts for pid, parts in reran.items() if pid != killed["pid"]), \
-            f"partition {partition} of the killed executor was not recomputed"
+    # The killed executor is gone, and what it had computed was computed again elsewhere.
+    killer.check_recovered()
     # The application gets its executor back, and keeps working.
     wait_until(lambda: len(executor_processes()) == 3, 30, "a replacement executor")
     assert sc.parallelize(range(10), 5).sum() == 45

@@ -9,16 +9,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import defaultdict
-from pathlib import Path
 
 import cloudpickle
-import psutil
 import pyarrow as pa
 import pytest
 import sys
 
 from conftest import executor_processes
+from executor_kills import BusyExecutorKiller
 from waiting import wait_until
 
 from sluicegate.common import sql_tasks as st
@@ -76,14 +74,6 @@ def test_order_by_is_range_partitioned_and_globally_sorted(spark):
     assert [r.v for r in df.orderBy(F.desc("v")).limit(3).collect()] == [999, 998, 997]
 
 
-def markers_by_pid(directory: Path) -> dict[int, list[int]]:
-    found: dict[int, list[int]] = defaultdict(list)
-    for path in directory.iterdir():
-        pid, partition = path.name.split("-")
-        found[int(pid)].append(int(partition))
-    return found
-
-
 def test_an_executor_killed_during_a_sql_aggregation_is_recovered_from_lineage(spark, sc, tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -101,34 +91,14 @@ def test_an_executor_killed_during_a_sql_aggregation_is_recovered_from_lineage(s
     query = df.groupBy("k").agg(F.count("*").alias("n"), F.sum("v").alias("s"))
     query.createOrReplaceTempView("slow")  # the same plan, through a view and SQL
     sql = spark.sql("SELECT k, n, s FROM slow ORDER BY k")
-    killed: dict = {}
-
-    def kill_a_busy_executor():
-        def busy_pid():
-            return next((pid for pid, parts in markers_by_pid(markers).items() if len(parts) >= 2),
-                        None)
-        pid = wait_until(busy_pid, 60, "an executor to start its second task", 0.005)
-        victim = next(proc for proc in executor_processes() if proc.pid == pid)
-        killed["partitions"] = list(markers_by_pid(markers)[pid])
-        killed["pid"] = pid
-        victim.kill()
-
-    killer = threading.Thread(target=kill_a_busy_executor, daemon=True)
-    killer.start()
+    killer = BusyExecutorKiller(markers)
     box: dict = {}
     runner = threading.Thread(target=lambda: box.setdefault("rows", sql.collect()), daemon=True)
     runner.start()
     runner.join(120)
-    killer.join(5)
     assert "rows" in box, "the query hung or failed after an executor was killed"
     expected = [Row(k=k, n=n // 10, s=sum(range(k, n, 10))) for k in range(10)]
     assert box["rows"] == expected
-    assert "pid" in killed, "the executor was not killed mid-query"
-    assert not psutil.pid_exists(killed["pid"]) or \
-        psutil.Process(killed["pid"]).status() == psutil.STATUS_ZOMBIE
-    reran = markers_by_pid(markers)
-    for partition in killed["partitions"]:
-        assert any(partition in parts for pid, parts in reran.items() if pid != killed["pid"]), \
-            f"partition {partition} of the killed executor was not recomputed"
+    killer.check_recovered()
     wait_until(lambda: len(executor_processes()) == 3, 30, "a replacement executor")
     assert spark.range(10).agg(F.sum("id")).first()[0] == 45

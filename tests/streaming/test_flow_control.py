@@ -29,6 +29,7 @@ from sluicegate.driver.streaming_scheduler.streaming_listener import (
 from sluicegate.driver.streaming_scheduler.receiver_intake import ReceiverIntake
 
 from conftest import executor_processes
+from streaming_sources import CountingReceiver
 from waiting import wait_until
 
 MB = 1 << 20
@@ -437,25 +438,6 @@ def test_stalled_output_keeps_memory_bounded_and_loses_nothing(own_context):
     assert sorted(seen_numbers) == list(range(total))
 
 
-class TightLoopReceiver(Receiver):
-    """store(i) in a loop as tight as Python allows: no pause, no maxRate."""
-
-    def __init__(self):
-        super().__init__()
-        self.stored = 0
-
-    def onStart(self):
-        threading.Thread(target=self._run, name="tight-receiver", daemon=True).start()
-
-    def _run(self):
-        i = self.stored
-        while not self.isStopped():
-            try:
-                self.store(i)
-            except Exception:  # noqa: BLE001 - refused after the stop
-                return
-            i += 1
-            self.stored = i
 
 
 @pytest.mark.parametrize("backpressure", ["false", "true"])
@@ -469,7 +451,7 @@ def test_tight_loop_receiver_cannot_starve_the_driver(own_context, backpressure)
                      spark__sluicegate__progress="false")
     endpoint = sc._runtime.endpoint
     ssc = StreamingContext(sc, 0.5)
-    receiver = TightLoopReceiver()
+    receiver = CountingReceiver()
     batches = Batches()
     ssc.addStreamingListener(batches)
     total = [0]
@@ -544,7 +526,7 @@ def test_tight_loop_receiver_in_its_own_process_leaves_the_driver_alone(own_cont
         stats.append(batch_stats(rdd))
         time.sleep(0.6)  # slower than the source: buffers fill, store() waits
 
-    ssc.receiverStream(TightLoopReceiver()).foreachRDD(output)
+    ssc.receiverStream(CountingReceiver()).foreachRDD(output)
     before = rss()
     ssc.start()
     latencies, silence, peak = [], 0.0, 0
@@ -672,7 +654,7 @@ def test_a_receiver_that_does_not_pickle_cannot_run_in_a_process(own_context):
 def test_receiver_isolation_setting_is_checked(own_context):
     sc = own_context("local[2]", spark__sluicegate__receiver__isolation="fork")
     ssc = StreamingContext(sc, 0.5)
-    ssc.receiverStream(TightLoopReceiver()).pprint()
+    ssc.receiverStream(CountingReceiver()).pprint()
     with pytest.raises(ValueError, match="'thread' or 'process'"):
         ssc.start()
     ssc.stop(stopSparkContext=False)

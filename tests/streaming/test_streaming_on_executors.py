@@ -16,11 +16,12 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
+from streaming_sources import CountingReceiver
 from waiting import wait_until
 
 from sluicegate.common import config as cfg
 from sluicegate.common.protocol.executor import DropBlocks, LaunchTask, PushBlock
-from sluicegate.driver import ManualClock, Receiver, StreamingContext
+from sluicegate.driver import ManualClock, StreamingContext
 from sluicegate.driver.rdd.lineage import Blocks
 from streaming_harness import BatchWaiter, Collector, batch_ms_of
 
@@ -132,26 +133,6 @@ def test_two_concurrent_jobs_let_batches_overlap(own_context):
 
 # -- spark.streaming.blockInterval, and blocks pushed ahead of their batch -------------------------------
 
-class SteadyReceiver(Receiver):
-    """Stores 0, 1, 2, ... one record at a time, a few hundred a second."""
-
-    def __init__(self):
-        super().__init__()
-        self.stored = 0
-
-    def onStart(self):
-        threading.Thread(target=self._run, name="test-steady-receiver", daemon=True).start()
-
-    def _run(self):
-        i = self.stored
-        while not self.isStopped():
-            try:
-                self.store(i)
-            except Exception:  # noqa: BLE001 - refused after the stop
-                break
-            i += 1
-            self.stored = i
-            time.sleep(0.003)
 
 
 def test_block_interval_cuts_batches_into_blocks_pushed_to_executors(own_context):
@@ -174,7 +155,7 @@ def test_block_interval_cuts_batches_into_blocks_pushed_to_executors(own_context
         seen.append(dict(time=batch_ms_of(t), partitions=rdd.getNumPartitions(),
                          blocks=block_ids, holders=holders, count=rdd.count()))
 
-    receiver = SteadyReceiver()
+    receiver = CountingReceiver(pause_s=0.003)
     ssc = StreamingContext(sc, 1.0)
     ssc.receiverStream(receiver).foreachRDD(inspect)
     with MessageTap(sc) as tap:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from sluicegate.common.config import TASK_KILL_TIMEOUT
 from sluicegate.common.constants import (
     EXECUTOR_REGISTER_RETRY_S, HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S)
 from sluicegate.common.dealer_link import Every
@@ -34,7 +35,6 @@ from sluicegate.common.protocol.executor import (
     RegisterExecutor, RegistrationRefused, StopExecutor)
 
 from ..shuffle.block_ids import is_rdd_block_of, is_shuffle_block_of
-from .task_kill import KILL_TIMEOUT_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ class DriverLinkState:
         self.heartbeat_interval_s = message.heartbeat_interval_s
         self.heartbeat_timeout_s = message.heartbeat_timeout_s
         self._liveness.interval_s = message.heartbeat_interval_s
-        kill_timeout = message.conf.get(KILL_TIMEOUT_KEY)
+        kill_timeout = message.conf.get(TASK_KILL_TIMEOUT)
         return Configure(message.conf, float(kill_timeout)
                          if isinstance(kill_timeout, (int, float)) else None)
 

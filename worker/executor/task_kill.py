@@ -26,7 +26,6 @@ from sluicegate.common.constants import TASK_KILL_TIMEOUT_S
 log = logging.getLogger("sluicegate.worker.executor")
 
 KILL_SIGNAL = signal.SIGUSR2
-KILL_TIMEOUT_KEY = "spark.python.task.killTimeout"  # seconds, in ExecutorRegistered.conf
 _INTERRUPT, _GIVE_UP = "interrupt", "give up"
 
 
