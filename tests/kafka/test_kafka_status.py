@@ -16,10 +16,9 @@ import pytest
 from waiting import wait_until
 
 pytest.importorskip("confluent_kafka")
-from kafka_broker import (InputInfos, KafkaBroker, new_topic, records, stop,  # noqa: E402
-                          tansu_binary)
+from kafka_broker import KafkaBroker, new_topic, records, tansu_binary  # noqa: E402
 
-from sluicegate.driver import StreamingContext  # noqa: E402
+from sluicegate.driver import StreamingContext, StreamingListener  # noqa: E402
 from sluicegate.driver.streaming.kafka import KafkaUtils  # noqa: E402
 
 pytestmark = pytest.mark.skipif(tansu_binary() is None,
@@ -27,6 +26,13 @@ pytestmark = pytest.mark.skipif(tansu_binary() is None,
 
 SETTINGS = {"spark__sluicegate__progress": "false",
             "spark__sluicegate__kafka__metadataTimeout": "1s"}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    server = KafkaBroker(tmp_path_factory.mktemp("tansu")).start()
+    yield server
+    server.stop()
 
 
 def get(url: str):
@@ -43,6 +49,20 @@ def metric(text: str, name: str, **labels) -> float | None:
         if all(found.get(k) == str(v) for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+class InputInfos(StreamingListener):
+    def __init__(self):
+        self.batches: dict[int, dict] = {}
+
+    def onBatchCompleted(self, batchCompleted):
+        info = batchCompleted.batchInfo()
+        for stream_info in info.streamIdToInputInfo().values():
+            self.batches[info.batch_time_ms] = stream_info.metadata()
+
+
+def stop(ssc: StreamingContext) -> None:
+    ssc.stop(stopSparkContext=False)
 
 
 def test_offsets_records_and_lag_on_pages_apis_and_metrics(broker, own_context):
